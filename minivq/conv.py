@@ -6,16 +6,19 @@ Layout: activations NHWC `(B, H, W, C)`, weights HWIO `(kh, kw, C_in, C_out)`.
     conv_transpose2d:  the adjoint of conv2d in x, i.e. <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>
 
 Both are computed by im2col: the windows of x are gathered as rows of a matrix
-(one contiguous run of kh*kw*C values per output pixel in NHWC), and a single BLAS
-matmul does all the arithmetic. The three maps we need:
+(one contiguous run of kh*kw*C values per output pixel in NHWC), and a BLAS matmul does
+all the arithmetic. The three maps we need:
 
-    forward      y    = cols(x) @ W                     (B*Ho*Wo, kh*kw*C) @ (kh*kw*C, F)
-    input grad   dx   = col2im(g @ W^T)                 scatter-add of rows back onto windows
-    weight grad  dW   = cols(x)^T @ g                   (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F)
+    forward      y  = cols(x) @ W                (B*Ho*Wo, kh*kw*C) @ (kh*kw*C, F)
+    input grad   dx = subpixel(g, W)             cols(g) @ W_phases, t = ceil(k/s):
+                                                 (B*Q*Q', t*t*F) @ (t*t*F, s*s*C), then depth-to-space
+                   or col2im(g @ W^T)            scatter-add of rows back onto windows (few channels C)
+    weight grad  dW = cols(x)^T @ g              (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F)
 
-conv_transpose2d's forward is conv2d's input grad, so the same three maps give both
-primitives and all four VJPs. The bodies are raw NumPy (`onp`); autograd only sees the
-primitives.
+The gathers run one batch chunk at a time, so each chunk of rows is still in cache when
+its matmul reads it. conv_transpose2d's forward is conv2d's input grad, so the same three
+maps give both primitives and all four VJPs. The bodies are raw NumPy (`onp`); autograd
+only sees the primitives.
 """
 import numpy as onp
 from autograd.extend import defvjp, primitive
@@ -49,6 +52,28 @@ def _check_args(name, x, w, stride, padding, x_label="x"):
     return int(stride), int(padding)
 
 
+# 512 KiB: one batch chunk of im2col rows stays in L2 (2 MiB per core here) between the copy
+# that writes it and the matmul that reads it, and every chunk reuses the same memory.
+_CHUNK_BYTES = 2 ** 19
+
+
+def _batch_chunks(batch, bytes_per_image):
+    """Slices of the batch axis, each about _CHUNK_BYTES of gathered rows."""
+    step = max(1, _CHUNK_BYTES // bytes_per_image)
+    return [slice(start, start + step) for start in range(0, batch, step)]
+
+
+def _pad_or_crop(x, top, bottom, left, right):
+    """Zero-pad (positive) or crop (negative) the two spatial sides of x (B, H, W, C)."""
+    x = x[:, max(-top, 0):x.shape[1] - max(-bottom, 0), max(-left, 0):x.shape[2] - max(-right, 0), :]
+    if max(top, bottom, left, right) <= 0:
+        return x
+    out = onp.zeros((x.shape[0], x.shape[1] + max(top, 0) + max(bottom, 0),
+                     x.shape[2] + max(left, 0) + max(right, 0), x.shape[3]), x.dtype)
+    out[:, max(top, 0):max(top, 0) + x.shape[1], max(left, 0):max(left, 0) + x.shape[2], :] = x
+    return out
+
+
 def _windows(x_pad, kh, kw, stride, out_h, out_w):
     """Strided view of every conv window, no copy.
 
@@ -61,56 +86,119 @@ def _windows(x_pad, kh, kw, stride, out_h, out_w):
     return onp.lib.stride_tricks.as_strided(x_pad, shape, strides, writeable=False)
 
 
-def _pad(x, padding):
-    if padding == 0:
-        return x
-    return onp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="constant")
+def _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
+    """im2col one batch chunk at a time: yields (batch slice n, rows), rows (b*Ho*Wo, kh*kw*C),
+
+    rows[(n,i,j), (u,v,c)] = x_pad[n, s*i+u, s*j+v, c] with x_pad = _pad_or_crop(x, *pads).
+    Only a chunk is padded and gathered, so the copies stay in cache for the matmul that
+    reads them and the full padded input is never built.
+    """
+    c_in = x.shape[3]
+    for n in _batch_chunks(x.shape[0], out_h * out_w * kh * kw * c_in * x.itemsize):
+        windows = _windows(_pad_or_crop(x[n], *pads), kh, kw, stride, out_h, out_w)   # (b, Ho, Wo, kh, kw, C)
+        yield n, windows.reshape(-1, kh * kw * c_in)                                   # the copy
 
 
-def _im2col(x, kh, kw, stride, padding):
-    """Rows of conv windows: x (B, H, W, C) -> cols (B*Ho*Wo, kh*kw*C), plus (Ho, Wo)."""
+def _conv_forward(x, w, stride, padding):
+    """y = cols(x) @ W: (B*Ho*Wo, kh*kw*C) @ (kh*kw*C, F) -> (B, Ho, Wo, F)."""
+    kh, kw, c_in, c_out = w.shape
     out_h = conv_output_size(x.shape[1], kh, stride, padding)
     out_w = conv_output_size(x.shape[2], kw, stride, padding)
-    windows = _windows(_pad(x, padding), kh, kw, stride, out_h, out_w)
-    # (B, Ho, Wo, kh, kw, C) -> (B*Ho*Wo, kh*kw*C): one contiguous copy
-    return windows.reshape(-1, kh * kw * x.shape[3]), out_h, out_w
+    y = onp.empty((x.shape[0], out_h, out_w, c_out), onp.result_type(x, w))
+    w_mat = w.reshape(kh * kw * c_in, c_out)
+    for n, rows in _im2col_chunks(x, kh, kw, stride, (padding,) * 4, out_h, out_w):
+        onp.matmul(rows, w_mat, out=y[n].reshape(-1, c_out))      # (b*Ho*Wo, F), written in place
+    return y
 
 
-def _col2im(cols, x_shape, kh, kw, stride, padding):
-    """Adjoint of _im2col: scatter-add every window row back onto the image.
+def _conv_weight_grad(x, g, w_shape, stride, padding):
+    """d<g, conv2d(x, w)>/dw = cols(x)^T @ g, (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F) -> HWIO,
+    summed over batch chunks."""
+    kh, kw, c_in, c_out = w_shape
+    _, out_h, out_w, _ = g.shape
+    dw = onp.zeros((kh * kw * c_in, c_out), onp.result_type(x, g))
+    for n, rows in _im2col_chunks(x, kh, kw, stride, (padding,) * 4, out_h, out_w):
+        dw += rows.T @ g[n].reshape(-1, c_out)
+    return dw.reshape(w_shape)
 
-    cols: (B, Ho, Wo, kh, kw, C) -> (B, H, W, C); x_pad[n, s*i+u, s*j+v, c] += cols[n,i,j,u,v,c].
-    """
-    batch, height, width, channels = x_shape
-    out_h, out_w = cols.shape[1], cols.shape[2]
-    x_pad = onp.zeros((batch, height + 2 * padding, width + 2 * padding, channels), cols.dtype)
+
+def _col2im(g, w, x_shape, stride, padding):
+    """dx by scatter: cols = g @ W^T (B, Ho, Wo, kh, kw, C), then kh*kw strided adds
+    x_pad[n, s*i+u, s*j+v, c] += cols[n,i,j,u,v,c]; crop the padding."""
+    kh, kw, c_in, c_out = w.shape
+    batch, out_h, out_w, _ = g.shape
+    _, height, width, _ = x_shape
+    cols = g.reshape(-1, c_out) @ w.reshape(kh * kw * c_in, c_out).T   # (B*Ho*Wo, kh*kw*C)
+    cols = cols.reshape(batch, out_h, out_w, kh, kw, c_in)
+    x_pad = onp.zeros((batch, height + 2 * padding, width + 2 * padding, c_in), cols.dtype)
     for u in range(kh):
         for v in range(kw):
             x_pad[:, u:u + stride * out_h:stride, v:v + stride * out_w:stride, :] += cols[:, :, :, u, v, :]
     return x_pad[:, padding:padding + height, padding:padding + width, :]
 
 
-def _conv_forward(x, w, stride, padding):
+def _phase_kernels(w, stride):
+    """conv2d's weights regrouped for the sub-pixel form of its transpose (see _subpixel).
+
+    w (kh, kw, C, F) -> (t*t*F, s*s*C) with t = ceil(k/s) and, writing u = s*m + r,
+    out[(t-1-m, t-1-m', f), (r, r', c)] = w[s*m+r, s*m'+r', c, f]   (zero where u >= kh).
+    """
     kh, kw, c_in, c_out = w.shape
-    cols, out_h, out_w = _im2col(x, kh, kw, stride, padding)
-    y = cols @ w.reshape(kh * kw * c_in, c_out)          # (B*Ho*Wo, F)
-    return y.reshape(x.shape[0], out_h, out_w, c_out)
+    t_h, t_w = -(-kh // stride), -(-kw // stride)
+    w = onp.pad(w, ((0, t_h * stride - kh), (0, t_w * stride - kw), (0, 0), (0, 0)), mode="constant")
+    w = w.reshape(t_h, stride, t_w, stride, c_in, c_out)[::-1, :, ::-1]   # (m, r, m', r', C, F), m flipped
+    # (m, r, m', r', C, F) -> (m, m', F, r, r', C): rows match a window of g, columns an output phase
+    return w.transpose(0, 2, 5, 1, 3, 4).reshape(t_h * t_w * c_out, stride * stride * c_in)
+
+
+def _phase_range(size, kernel, stride, padding):
+    """Phase rows q_lo..q_hi whose s output rows s*q+r cover x_pad rows [p, p+size), and t."""
+    return padding // stride, -(-(padding + size) // stride), -(-kernel // stride)
+
+
+def _subpixel(g, w, x_shape, stride, padding):
+    """dx by gather (Shi et al. 2016, "Real-time single image and video super-resolution").
+
+    Split each padded output row into a phase, a = s*q + r with r in [0, s). Only taps
+    u = s*m + r reach phase r, from input row i = q - m, so
+
+        x_pad[n, s*q+r, s*q'+r', c] = sum_{m,m',f} g[n, q-m, q'-m', f] w[s*m+r, s*m'+r', c, f]:
+
+    for every phase a stride-1 correlation of g with a flipped t x t kernel, t = ceil(k/s).
+    All s*s phases read the same t x t windows of g, so one GEMM gives them all:
+        (B*Q*Q', t*t*F) @ (t*t*F, s*s*C) -> (B, Q, Q', s, s, C) -> depth-to-space -> crop.
+    """
+    kh, kw, c_in, c_out = w.shape
+    batch, out_h, out_w, _ = g.shape
+    _, height, width, _ = x_shape
+    q_lo, q_hi, t_h = _phase_range(height, kh, stride, padding)
+    r_lo, r_hi, t_w = _phase_range(width, kw, stride, padding)
+    # rows q - m for q in [q_lo, q_hi), m in [0, t): g rows [q_lo - t + 1, q_hi), zeros outside g
+    pads = (t_h - 1 - q_lo, q_hi - out_h, t_w - 1 - r_lo, r_hi - out_w)
+    w_phases = _phase_kernels(w, stride)                                      # (t*t*F, s*s*C)
+    x_pad = onp.empty((batch, (q_hi - q_lo) * stride, (r_hi - r_lo) * stride, c_in), onp.result_type(g, w))
+    # depth-to-space as a view: (B, Q*s, Q'*s, C) -> (B, Q, s, Q', s, C) -> (B, Q, Q', s, s, C)
+    phases = x_pad.reshape(batch, q_hi - q_lo, stride, r_hi - r_lo, stride, c_in).transpose(0, 1, 3, 2, 4, 5)
+    for n, rows in _im2col_chunks(g, t_h, t_w, 1, pads, q_hi - q_lo, r_hi - r_lo):
+        phases[n] = (rows @ w_phases).reshape(phases[n].shape)            # (b*Q*Q', s*s*C) -> (b, Q, Q', s, s, C)
+    top, left = padding - stride * q_lo, padding - stride * r_lo
+    return x_pad[:, top:top + height, left:left + width, :]
 
 
 def _conv_input_grad(g, w, x_shape, stride, padding):
-    """d<g, conv2d(x, w)>/dx for g (B, Ho, Wo, F): returns (B, H, W, C)."""
+    """d<g, conv2d(x, w)>/dx for g (B, Ho, Wo, F): returns (B, H, W, C). Also conv_transpose2d.
+
+    Two exact algorithms; the cheaper one is the one that copies fewer numbers per pixel:
+    _col2im writes kh*kw*C per input pixel and scatters them with strided adds, _subpixel
+    gathers t*t*F (t = ceil(k/s)) per output pixel into a GEMM. The scatter wins only with
+    few image channels (the first and last layers).
+    """
     kh, kw, c_in, c_out = w.shape
-    batch, out_h, out_w, _ = g.shape
-    cols = g.reshape(-1, c_out) @ w.reshape(kh * kw * c_in, c_out).T   # (B*Ho*Wo, kh*kw*C)
-    cols = cols.reshape(batch, out_h, out_w, kh, kw, c_in)
-    return _col2im(cols, x_shape, kh, kw, stride, padding)
-
-
-def _conv_weight_grad(x, g, w_shape, stride, padding):
-    """d<g, conv2d(x, w)>/dw for x (B, H, W, C), g (B, Ho, Wo, F): returns w_shape."""
-    kh, kw, c_in, c_out = w_shape
-    cols, _, _ = _im2col(x, kh, kw, stride, padding)
-    return (cols.T @ g.reshape(-1, c_out)).reshape(w_shape)   # (kh*kw*C, F) -> HWIO
+    t_h, t_w = -(-kh // stride), -(-kw // stride)
+    # 2: a gathered number costs about half a scattered one (measured crossover, OpenBLAS/AVX-512)
+    if 2 * kh * kw * c_in < t_h * t_w * c_out:
+        return _col2im(g, w, x_shape, stride, padding)
+    return _subpixel(g, w, x_shape, stride, padding)
 
 
 @primitive

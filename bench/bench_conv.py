@@ -1,0 +1,129 @@
+"""Time forward + backward of minivq's conv primitives against torch on the VQ-VAE's shapes.
+
+    python -m bench.bench_conv [--batch 128] [--repeat 15] [--warmup 3] [--stat median|min] [--threads 2]
+
+For every shape: y = f(x, w), then both VJPs with a fixed upstream gradient, float32.
+minivq calls the primitive and its two registered VJP makers directly (what autograd
+runs, without the zeros-and-add autograd spends on differentiating w.r.t. an input
+tuple); torch runs `torch.autograd.grad` on 2 threads, inputs converted to NCHW outside
+the timed region. The two are timed alternately, so a noisy neighbour hurts both; the
+table reports the median (or --stat min) over repeats after warm-up, and the load average.
+
+Prints numpy's float32 matmul GFLOP/s from the same run as a yardstick. `--threads` sets
+torch's threads only; numpy's BLAS threads are fixed at start-up by OPENBLAS_NUM_THREADS
+(on a busy machine, OPENBLAS_NUM_THREADS=1 with --threads 1 gives a steadier comparison).
+"""
+import argparse
+import os
+import time
+
+import numpy as onp
+
+from minivq.conv import (conv2d, conv2d_vjp_w, conv2d_vjp_x, conv_output_size, conv_transpose2d,
+                         conv_transpose2d_vjp_w, conv_transpose2d_vjp_y, conv_transpose_output_size)
+
+# (kind, C_in -> C_out as the layer sees it, kernel, stride, padding, input H=W)
+SHAPES = [
+    ("conv", 1, 32, 4, 2, 1, 28),
+    ("conv", 32, 64, 4, 2, 1, 14),
+    ("conv", 64, 64, 3, 1, 1, 7),
+    ("conv", 64, 32, 3, 1, 1, 7),
+    ("conv", 32, 64, 1, 1, 0, 7),
+    ("convT", 64, 32, 4, 2, 1, 7),
+    ("convT", 32, 1, 4, 2, 1, 14),
+]
+
+
+def make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng):
+    """A closure running forward + both VJPs of one minivq primitive on fixed float32 data."""
+    x = rng.standard_normal((batch, size, size, c_in), dtype=onp.float32)
+    if kind == "conv":
+        fn, vjp_makers = conv2d, (conv2d_vjp_x, conv2d_vjp_w)
+        w = rng.standard_normal((kernel, kernel, c_in, c_out), dtype=onp.float32)   # HWIO
+        out = conv_output_size(size, kernel, stride, padding)
+    else:
+        fn, vjp_makers = conv_transpose2d, (conv_transpose2d_vjp_y, conv_transpose2d_vjp_w)
+        w = rng.standard_normal((kernel, kernel, c_out, c_in), dtype=onp.float32)   # (kh, kw, C=out, F=in)
+        out = conv_transpose_output_size(size, kernel, stride, padding)
+    g = rng.standard_normal((batch, out, out, c_out), dtype=onp.float32)
+
+    def step():
+        y = fn(x, w, stride, padding)
+        return [make(y, x, w, stride, padding)(g) for make in vjp_makers]
+    return step, (x, w, g)
+
+
+def make_torch_step(torch, kind, stride, padding, arrays):
+    """The same computation in torch: NHWC -> NCHW, HWIO -> OIHW (transpose: (in, out, kh, kw))."""
+    x, w, g = arrays
+    x_t = torch.from_numpy(onp.ascontiguousarray(x.transpose(0, 3, 1, 2))).requires_grad_()
+    w_t = torch.from_numpy(onp.ascontiguousarray(w.transpose(3, 2, 0, 1))).requires_grad_()
+    g_t = torch.from_numpy(onp.ascontiguousarray(g.transpose(0, 3, 1, 2)))
+    fn = torch.nn.functional.conv2d if kind == "conv" else torch.nn.functional.conv_transpose2d
+
+    def step():
+        y_t = fn(x_t, w_t, stride=stride, padding=padding)
+        return torch.autograd.grad(y_t, (x_t, w_t), g_t)
+    return step
+
+
+def matmul_gflops(n=1024, repeat=5):
+    """numpy float32 (n, n) @ (n, n) throughput: 2 n^3 flops, best of `repeat`."""
+    rng = onp.random.default_rng(0)
+    a, b = rng.standard_normal((2, n, n), dtype=onp.float32)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeat))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main(batch=128, repeat=15, warmup=3, stat="median", threads=2):
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        torch = None
+        print("torch is not installed: timing minivq only (pip install -e .[bench] for the comparison)")
+    reduce = onp.median if stat == "median" else onp.min
+    rng = onp.random.default_rng(0)
+    print(f"numpy float32 matmul: {matmul_gflops():.1f} GFLOP/s; batch {batch}, {stat} of {repeat} after "
+          f"{warmup} warm-up; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'shape':<32} {'minivq ms':>10} {'torch ms':>10} {'ratio':>7}")
+    totals, ratios = [0.0, 0.0], []
+    for kind, c_in, c_out, kernel, stride, padding, size in SHAPES:
+        step, arrays = make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
+        steps = [step] + ([make_torch_step(torch, kind, stride, padding, arrays)] if torch else [])
+        for _ in range(warmup):
+            for s in steps:
+                s()
+        times = onp.array([[_timed(s) for s in steps] for _ in range(repeat)])   # (repeat, 1 or 2)
+        ms = reduce(times, axis=0) * 1e3
+        label = f"{kind} {c_in}->{c_out} k{kernel} s{stride} p{padding} {size}x{size}"
+        if torch:
+            ratios.append(ms[0] / ms[1])
+            totals = [totals[0] + ms[0], totals[1] + ms[1]]
+            print(f"{label:<32} {ms[0]:>10.2f} {ms[1]:>10.2f} {ratios[-1]:>7.2f}")
+        else:
+            totals[0] += ms[0]
+            print(f"{label:<32} {ms[0]:>10.2f} {'-':>10} {'-':>7}")
+    if torch:
+        print(f"{'total':<32} {totals[0]:>10.2f} {totals[1]:>10.2f} {totals[0] / totals[1]:>7.2f}")
+        print(f"summed ratio {totals[0] / totals[1]:.2f}, max ratio {max(ratios):.2f}")
+    else:
+        print(f"{'total':<32} {totals[0]:>10.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--stat", choices=["median", "min"], default="median")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    args = parser.parse_args()
+    main(args.batch, args.repeat, args.warmup, args.stat, args.threads)

@@ -1,0 +1,323 @@
+"""conv2d / conv_transpose2d: hand-computed numbers, loop oracles, adjointness, gradients.
+
+Evidence, in order: (1) tiny cases with the numbers written out, (2) the im2col
+primitives against naive loops kept here, and conv_transpose2d as the exact adjoint of
+conv2d, (3) finite-difference gradient checks, plus the hand VJPs against autograd's own
+derivative of a slow autograd.numpy conv. torch, when installed, is a last cross-check.
+"""
+import autograd.numpy as np
+import numpy as onp
+import pytest
+from autograd import grad, make_vjp
+from autograd.test_util import check_grads
+
+from minivq import conv as conv_module
+from minivq.conv import conv2d, conv_output_size, conv_transpose2d, conv_transpose_output_size
+
+# (kernel, stride, padding, H, W): kernels 1..4, strides 1..3, paddings 0..2, odd and
+# non-square images; every case keeps the kernel within the padded input.
+CASES = [
+    (1, 1, 0, 5, 5),
+    (1, 2, 1, 6, 5),
+    (2, 1, 0, 4, 7),
+    (2, 2, 1, 5, 6),
+    (3, 1, 1, 7, 5),
+    (3, 2, 0, 7, 8),
+    (3, 3, 2, 5, 4),
+    (4, 2, 1, 8, 7),
+    (4, 1, 2, 3, 6),
+    (4, 3, 1, 9, 5),
+    (1, 1, 2, 4, 3),   # padding >= kernel: the output is larger than the input
+    (2, 1, 2, 3, 4),
+]
+# conv_transpose2d reads (H, W) as its input; keep the cases with a non-empty output.
+TRANSPOSE_CASES = [(k, s, p, h, w) for k, s, p, h, w in CASES if (min(h, w) - 1) * s + k > 2 * p]
+# (C_in, C_out): few image channels send the input gradient down the scatter path
+# (_col2im), many down the gather path (_subpixel); both must be exercised.
+CHANNELS = [(3, 2), (1, 8)]
+DTYPE_TOL = {onp.float32: 1e-5, onp.float64: 1e-12}
+
+
+# ---------------------------------------------------------------- oracles (slow, obvious)
+
+def loop_conv2d(x, w, stride, padding):
+    """y[n,i,j,f] = sum_{u,v,c} x_pad[n, s*i+u, s*j+v, c] w[u,v,c,f], one output pixel at a time."""
+    kh, kw, _, c_out = w.shape
+    x_pad = onp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="constant")
+    out_h = (x_pad.shape[1] - kh) // stride + 1
+    out_w = (x_pad.shape[2] - kw) // stride + 1
+    y = onp.zeros((x.shape[0], out_h, out_w, c_out), x.dtype)
+    for i in range(out_h):
+        for j in range(out_w):
+            window = x_pad[:, stride * i:stride * i + kh, stride * j:stride * j + kw, :]  # (B, kh, kw, C)
+            for f in range(c_out):
+                y[:, i, j, f] = (window * w[:, :, :, f]).sum(axis=(1, 2, 3))
+    return y
+
+
+def loop_conv_transpose2d(y, w, stride, padding, output_padding=(0, 0)):
+    """Scatter every input pixel's y[n,i,j,:] @ w[u,v,:,:]^T onto x_pad[n, s*i+u, s*j+v, :], then crop."""
+    kh, kw, c_in, _ = w.shape
+    batch, in_h, in_w, _ = y.shape
+    height = (in_h - 1) * stride - 2 * padding + kh + output_padding[0]
+    width = (in_w - 1) * stride - 2 * padding + kw + output_padding[1]
+    x_pad = onp.zeros((batch, height + 2 * padding, width + 2 * padding, c_in), y.dtype)
+    for i in range(in_h):
+        for j in range(in_w):
+            for u in range(kh):
+                for v in range(kw):
+                    x_pad[:, stride * i + u, stride * j + v, :] += y[:, i, j, :] @ w[u, v].T
+    return x_pad[:, padding:padding + height, padding:padding + width, :]
+
+
+def ref_conv2d(x, w, stride, padding):
+    """The same conv in differentiable autograd.numpy: one shifted, strided slice per tap."""
+    kh, kw, _, _ = w.shape
+    x_pad = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="constant")
+    out_h = (x_pad.shape[1] - kh) // stride + 1
+    out_w = (x_pad.shape[2] - kw) // stride + 1
+    taps = [np.dot(x_pad[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride, :],
+                   w[u, v])                                  # (B, Ho, Wo, C) @ (C, F)
+            for u in range(kh) for v in range(kw)]
+    return sum(taps)
+
+
+def ref_conv_transpose2d(y, w, stride, padding, output_padding=(0, 0)):
+    """Differentiable scatter: each tap's (B, Ho, Wo, C) block is zero-dilated by the stride,
+    shifted by (u, v) with np.pad, summed, and cropped."""
+    kh, kw, _, _ = w.shape
+    batch, in_h, in_w, _ = y.shape
+    height = (in_h - 1) * stride - 2 * padding + kh + output_padding[0]
+    width = (in_w - 1) * stride - 2 * padding + kw + output_padding[1]
+    full_h, full_w = height + 2 * padding, width + 2 * padding
+    total = 0.0
+    for u in range(kh):
+        for v in range(kw):
+            tap = np.dot(y, w[u, v].T)                                           # (B, Ho, Wo, C)
+            c_in = tap.shape[3]
+            tap = np.pad(tap[:, :, None, :, None, :],                            # (B, Ho, 1, Wo, 1, C)
+                         ((0, 0), (0, 0), (0, stride - 1), (0, 0), (0, stride - 1), (0, 0)), mode="constant")
+            tap = np.reshape(tap, (batch, in_h * stride, in_w * stride, c_in))   # zero-dilated
+            tap = tap[:, :stride * (in_h - 1) + 1, :stride * (in_w - 1) + 1, :]
+            tap = np.pad(tap, ((0, 0), (u, full_h - u - tap.shape[1]), (v, full_w - v - tap.shape[2]), (0, 0)),
+                         mode="constant")
+            total = total + tap
+    return total[:, padding:padding + height, padding:padding + width, :]
+
+
+def op_pair(x_shape, kernel, stride, padding):
+    """output_padding (h, w) such that conv_transpose2d(conv2d(x)) has x's spatial shape."""
+    return tuple((n + 2 * padding - kernel) % stride for n in x_shape[1:3])
+
+
+def random_case(rng, kernel, height, width, c_in=3, c_out=2, batch=2, dtype=onp.float64, transpose=False):
+    """(x, w) for conv2d, or (y, w) with C_out input channels for conv_transpose2d."""
+    x = rng.standard_normal((batch, height, width, c_out if transpose else c_in)).astype(dtype)
+    w = rng.standard_normal((kernel, kernel, c_in, c_out)).astype(dtype)
+    return x, w
+
+
+# ---------------------------------------------------------------- 1. hand-computed numbers
+
+def test_conv2d_hand_computed():
+    # x = [[1,2,3],[4,5,6],[7,8,9]] padded by 1, 2x2 kernel [[1,2],[3,4]], stride 2:
+    # windows [[0,0],[0,1]], [[0,0],[2,3]], [[0,4],[0,7]], [[5,6],[8,9]].
+    x = onp.arange(1.0, 10.0).reshape(1, 3, 3, 1)
+    w = onp.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
+    y = conv2d(x, w, stride=2, padding=1)
+    onp.testing.assert_array_equal(y[0, :, :, 0], [[4.0, 18.0], [36.0, 77.0]])
+    # stride 1, no padding, all-ones kernel: sums of 2x2 blocks.
+    y = conv2d(x, onp.ones((2, 2, 1, 1)))
+    onp.testing.assert_array_equal(y[0, :, :, 0], [[12.0, 16.0], [24.0, 28.0]])
+
+
+def test_conv_transpose2d_hand_computed():
+    y = onp.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 2, 1)
+    # stride 2 = kernel: every input pixel stamps a scaled copy of the kernel, no overlap.
+    w = onp.array([[1.0, 10.0], [100.0, 1000.0]]).reshape(2, 2, 1, 1)
+    onp.testing.assert_array_equal(conv_transpose2d(y, w, stride=2)[0, :, :, 0],
+                                   [[1, 10, 2, 20], [100, 1000, 200, 2000],
+                                    [3, 30, 4, 40], [300, 3000, 400, 4000]])
+    # stride 1, all-ones 2x2 kernel: overlapping stamps add up.
+    onp.testing.assert_array_equal(conv_transpose2d(y, onp.ones((2, 2, 1, 1)))[0, :, :, 0],
+                                   [[1, 3, 2], [4, 10, 6], [3, 7, 4]])
+
+
+# ---------------------------------------------------------------- 2. against the loop oracles
+
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
+def test_conv2d_matches_loop(rng, kernel, stride, padding, height, width, dtype):
+    x, w = random_case(rng, kernel, height, width, dtype=dtype)
+    y = conv2d(x, w, stride=stride, padding=padding)
+    assert y.dtype == dtype
+    onp.testing.assert_allclose(y, loop_conv2d(x, w, stride, padding), rtol=DTYPE_TOL[dtype], atol=DTYPE_TOL[dtype])
+
+
+@pytest.mark.parametrize("c_in,c_out", CHANNELS)
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
+def test_conv_transpose2d_matches_loop(rng, kernel, stride, padding, height, width, dtype, c_in, c_out):
+    y, w = random_case(rng, kernel, height, width, c_in, c_out, dtype=dtype, transpose=True)
+    for output_padding in sorted({(0, 0), (stride - 1, 0), (0, stride - 1)}):
+        x = conv_transpose2d(y, w, stride=stride, padding=padding, output_padding=output_padding)
+        assert x.dtype == dtype
+        onp.testing.assert_allclose(x, loop_conv_transpose2d(y, w, stride, padding, output_padding),
+                                    rtol=DTYPE_TOL[dtype], atol=DTYPE_TOL[dtype])
+
+
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
+def test_conv_transpose2d_is_adjoint_of_conv2d(rng, kernel, stride, padding, height, width):
+    # <conv2d(x, w), y> == <x, conv_transpose2d(y, w)> to rounding.
+    x, w = random_case(rng, kernel, height, width)
+    output_padding = op_pair(x.shape, kernel, stride, padding)
+    y = rng.standard_normal(conv2d(x, w, stride, padding).shape)
+    x_back = conv_transpose2d(y, w, stride, padding, output_padding)
+    assert x_back.shape == x.shape
+    lhs = onp.sum(conv2d(x, w, stride, padding) * y)
+    rhs = onp.sum(x * x_back)
+    assert abs(lhs - rhs) <= 1e-12 * (1.0 + abs(lhs))
+
+
+# ---------------------------------------------------------------- 3. gradients
+
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES[::2] + [CASES[7]])
+def test_conv2d_check_grads(rng, kernel, stride, padding, height, width):
+    x, w = random_case(rng, kernel, height, width)
+    check_grads(lambda x_: conv2d(x_, w, stride, padding), modes=["rev"], order=1)(x)
+    check_grads(lambda w_: conv2d(x, w_, stride, padding), modes=["rev"], order=1)(w)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES[1::2])
+def test_conv_transpose2d_check_grads(rng, kernel, stride, padding, height, width):
+    y, w = random_case(rng, kernel, height, width, transpose=True)
+    op = (stride - 1, 0)
+    check_grads(lambda y_: conv_transpose2d(y_, w, stride, padding, op), modes=["rev"], order=1)(y)
+    check_grads(lambda w_: conv_transpose2d(y, w_, stride, padding, op), modes=["rev"], order=1)(w)
+
+
+@pytest.mark.parametrize("c_in,c_out", CHANNELS)
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
+def test_hand_vjps_match_autograd_reference(rng, kernel, stride, padding, height, width, c_in, c_out):
+    # The hand VJPs against autograd differentiating the slicing conv above.
+    x, w = random_case(rng, kernel, height, width, c_in, c_out)
+    g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
+    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
+    for argnum in (0, 1):
+        onp.testing.assert_allclose(grad(loss(conv2d), argnum)(x, w),
+                                    grad(loss(ref_conv2d), argnum)(x, w), rtol=1e-10, atol=1e-12)
+
+    op = op_pair(x.shape, kernel, stride, padding)
+    loss_t = lambda conv: (lambda y_, w_: np.sum(conv(y_, w_, stride, padding, op) * x))
+    for argnum in (0, 1):
+        onp.testing.assert_allclose(grad(loss_t(conv_transpose2d), argnum)(g, w),
+                                    grad(loss_t(ref_conv_transpose2d), argnum)(g, w), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ["_col2im", "_subpixel"])
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
+def test_both_input_grad_algorithms_match_loop(rng, kernel, stride, padding, height, width, algorithm):
+    # _conv_input_grad picks one of two exact algorithms by cost; each must be right everywhere.
+    x, w = random_case(rng, kernel, height, width)
+    g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
+    op = op_pair(x.shape, kernel, stride, padding)
+    dx = getattr(conv_module, algorithm)(g, w, x.shape, stride, padding)
+    onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 6000])
+def test_batch_chunking_is_exact(rng, monkeypatch, chunk_bytes):
+    # The primitives gather and multiply one batch chunk at a time; shrink the chunks to one
+    # image (1 byte) or uneven groups of two (6000 bytes) and check all maps against the oracles.
+    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", chunk_bytes)
+    x, w = random_case(rng, 3, 7, 6, batch=5)
+    y = rng.standard_normal(conv2d(x, w, 2, 1).shape)
+    onp.testing.assert_allclose(conv2d(x, w, 2, 1), loop_conv2d(x, w, 2, 1), rtol=1e-12, atol=1e-12)
+    onp.testing.assert_allclose(conv_transpose2d(y, w, 2, 1, (0, 1)), loop_conv_transpose2d(y, w, 2, 1, (0, 1)),
+                                rtol=1e-12, atol=1e-12)
+    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, 2, 1) * y))
+    onp.testing.assert_allclose(grad(loss(conv2d), 1)(x, w), grad(loss(ref_conv2d), 1)(x, w), rtol=1e-10, atol=1e-12)
+
+
+def test_reference_transpose_matches_loop(rng):
+    # The autograd reference above is itself checked against the scatter loop.
+    y, w = random_case(rng, 3, 4, 5, transpose=True)
+    onp.testing.assert_allclose(ref_conv_transpose2d(y, w, 2, 1, (1, 0)),
+                                loop_conv_transpose2d(y, w, 2, 1, (1, 0)), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_is_preserved_through_gradients(rng):
+    x, w = random_case(rng, 3, 6, 5, dtype=onp.float32)
+    for fn, arg in ((conv2d, x), (conv_transpose2d, conv2d(x, w, 2, 1))):
+        vjp, out = make_vjp(lambda a, b: fn(a, b, 2, 1), argnum=0)(arg, w)
+        assert out.dtype == onp.float32
+        assert vjp(onp.ones_like(out)).dtype == onp.float32
+        assert grad(lambda b: np.sum(fn(arg, b, 2, 1)))(w).dtype == onp.float32
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x, w: conv2d(x[..., :2], w), r"x has 2 channels .*C_in=2"),
+    (lambda x, w: conv2d(x[:, :2, :2], w), r"kernel 3x3 is larger than the padded input 2x2"),
+    (lambda x, w: conv2d(x[0], w), r"\(B, H, W, C\).*3-D"),
+    (lambda x, w: conv2d(x, w, stride=0), r"stride must be an integer >= 1, got 0"),
+    (lambda x, w: conv2d(x.astype(onp.int64), w), r"float32/float64 .*int64"),
+    (lambda x, w: conv2d(x, w[0]), r"\(kh, kw, C_in, C_out\)"),
+    (lambda x, w: conv2d(x, w, padding=-1), r"padding must be an integer >= 0"),
+    (lambda x, w: conv_transpose2d(x, w), r"y has 3 channels .*C_out=3"),
+    (lambda x, w: conv_transpose2d(x[..., :2], w, stride=2, output_padding=2), r"output_padding .*\[0, stride\)"),
+    (lambda x, w: conv_transpose2d(x[..., :2], w, stride=1, output_padding=(0, 1)), r"output_padding"),
+    (lambda x, w: conv_transpose2d(x[:, :1, :1, :2], w, padding=2), r"output would be"),
+    (lambda x, w: conv_transpose2d(x[0, ..., :2], w), r"\(B, H, W, C\)"),
+])
+def test_bad_input_raises(rng, call, match):
+    x, w = random_case(rng, 3, 5, 5)   # x (2, 5, 5, 3), w (3, 3, 3, 2)
+    with pytest.raises(ValueError, match=match):
+        call(x, w)
+
+
+# ---------------------------------------------------------------- output sizes
+
+def test_output_size_formulas_match_pytorch_examples():
+    # From torch.nn.Conv2d / ConvTranspose2d docs examples on a 50x100 input:
+    # Conv2d(k=3, s=2) -> 24x49; Conv2d(k=(3,5), s=(2,1), p=(4,2)) -> 28x100.
+    assert (conv_output_size(50, 3, 2, 0), conv_output_size(100, 3, 2, 0)) == (24, 49)
+    assert (conv_output_size(50, 3, 2, 4), conv_output_size(100, 5, 1, 2)) == (28, 100)
+    # ConvTranspose2d(k=3, s=2) -> 101x201; with k=(3,5), s=(2,1), p=(4,2) -> 93x100.
+    assert (conv_transpose_output_size(50, 3, 2, 0), conv_transpose_output_size(100, 3, 2, 0)) == (101, 201)
+    assert (conv_transpose_output_size(50, 3, 2, 4), conv_transpose_output_size(100, 5, 1, 2)) == (93, 100)
+    # 12x12 -> Conv2d(k=3, s=2, p=1) -> 6x6 -> ConvTranspose2d(same, output_padding=1) -> 12x12.
+    assert conv_output_size(12, 3, 2, 1) == 6
+    assert conv_transpose_output_size(6, 3, 2, 1, output_padding=1) == 12
+
+
+# ---------------------------------------------------------------- torch cross-check (optional)
+
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES[::3])
+def test_against_torch(rng, kernel, stride, padding, height, width):
+    torch = pytest.importorskip("torch")
+    fn = torch.nn.functional
+    nchw = lambda a: torch.tensor(a.transpose(0, 3, 1, 2), requires_grad=True)   # NHWC -> NCHW
+    nhwc = lambda t: t.detach().numpy().transpose(0, 2, 3, 1)                    # NCHW -> NHWC
+    x, w = random_case(rng, kernel, height, width)
+    g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
+
+    x_t, w_t = nchw(x), torch.tensor(w.transpose(3, 2, 0, 1), requires_grad=True)   # HWIO -> OIHW
+    y_t = fn.conv2d(x_t, w_t, stride=stride, padding=padding)
+    dx_t, dw_t = torch.autograd.grad(y_t, (x_t, w_t), torch.tensor(g.transpose(0, 3, 1, 2)))
+    vjp_x, y = make_vjp(conv2d, 0)(x, w, stride, padding)
+    onp.testing.assert_allclose(y, nhwc(y_t), rtol=1e-10, atol=1e-12)
+    onp.testing.assert_allclose(vjp_x(g), nhwc(dx_t), rtol=1e-10, atol=1e-12)
+    onp.testing.assert_allclose(make_vjp(conv2d, 1)(x, w, stride, padding)[0](g),
+                                dw_t.numpy().transpose(2, 3, 1, 0), rtol=1e-10, atol=1e-12)
+
+    op = op_pair(x.shape, kernel, stride, padding)
+    g_t, w_tt = nchw(g), torch.tensor(w.transpose(3, 2, 0, 1), requires_grad=True)   # torch: (in=F, out=C, kh, kw)
+    x_back_t = fn.conv_transpose2d(g_t, w_tt, stride=stride, padding=padding, output_padding=op)
+    dg_t, dw_tt = torch.autograd.grad(x_back_t, (g_t, w_tt), torch.tensor(x.transpose(0, 3, 1, 2)))
+    vjp_g, x_back = make_vjp(conv_transpose2d, 0)(g, w, stride, padding, op)
+    onp.testing.assert_allclose(x_back, nhwc(x_back_t), rtol=1e-10, atol=1e-12)
+    onp.testing.assert_allclose(vjp_g(x), nhwc(dg_t), rtol=1e-10, atol=1e-12)
+    onp.testing.assert_allclose(make_vjp(conv_transpose2d, 1)(g, w, stride, padding, op)[0](x),
+                                dw_tt.numpy().transpose(2, 3, 1, 0), rtol=1e-10, atol=1e-12)
