@@ -1,0 +1,214 @@
+"""Convolutional encoder and decoder, and the plain (continuous) autoencoder baseline.
+
+The default architecture is the reference VQ-VAE for 28x28 MNIST (the DeepMind /
+PyTorch example nets, van den Oord et al. 2017 Sec. 4.1 scaled down):
+
+    encoder  x (B, 28, 28, 1)
+             conv4x4 s2 p1 (1->32), ReLU, conv4x4 s2 p1 (32->64), ReLU, conv3x3 p1 (64->64),
+             2 x residual [ReLU, conv3x3 p1 (64->32), ReLU, conv1x1 (32->64), add],
+             ReLU, conv1x1 (64->d)                                -> z_e (B, 7, 7, d)
+    decoder  z (B, 7, 7, d)
+             conv3x3 p1 (d->64), 2 x residual, ReLU,
+             convT4x4 s2 p1 (64->32), ReLU, convT4x4 s2 p1 (32->1)  -> x_hat (B, 28, 28, 1)
+
+The decoder output is linear (no sigmoid) and trained with the per-pixel mean squared
+error against x in [0, 1], as the PyTorch reference whose test MSE we compare with.
+
+Sizes come from a plain config dict (`make_config`), so the same builders give the tiny
+8x8 nets of the tests. The plain autoencoder feeds z_e straight to the decoder: it is the
+upper bound on reconstruction quality a quantized bottleneck of the same shape can reach.
+"""
+from collections import namedtuple
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from .layers import Conv2d, ConvTranspose2d, Relu, Residual, serial
+
+DEFAULT_CONFIG = {
+    "input_shape": (28, 28, 1),   # (H, W, C) of one image
+    "hidden": 64,                 # channels of the residual trunk
+    "res_hidden": 32,             # bottleneck channels inside a residual block
+    "num_res_blocks": 2,
+    "num_downsamplings": 2,       # stride-2 convs: 28x28 -> 7x7 code grid
+    "code_dim": 16,               # d, channels of z_e and of each codebook vector
+}
+
+
+def make_config(config=None, defaults=None, **overrides):
+    """A complete, validated config dict: `defaults` <- `config` <- `overrides`.
+
+    Unknown keys raise ValueError (a typo must not silently fall back to a default).
+    `input_shape` is stored as a tuple; the result is JSON-serialisable.
+    """
+    defaults = DEFAULT_CONFIG if defaults is None else defaults
+    merged = dict(defaults)
+    for source in (config or {}), overrides:
+        unknown = sorted(set(source) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; expected keys among {sorted(defaults)}")
+        merged.update(source)
+    merged["input_shape"] = tuple(int(n) for n in merged["input_shape"])
+    if len(merged["input_shape"]) != 3:
+        raise ValueError(f"input_shape must be (H, W, C), got {merged['input_shape']}")
+    for key in ("hidden", "res_hidden", "code_dim"):
+        if int(merged[key]) < 1:
+            raise ValueError(f"{key} must be a positive integer, got {merged[key]!r}")
+    for key in ("num_res_blocks", "num_downsamplings"):
+        if int(merged[key]) < 0:
+            raise ValueError(f"{key} must be a non-negative integer, got {merged[key]!r}")
+    if merged["num_downsamplings"] > 1 and merged["hidden"] < 2:
+        raise ValueError(f"hidden must be >= 2 with several downsamplings (they use hidden // 2 "
+                         f"channels), got {merged['hidden']}")
+    height, width, _ = merged["input_shape"]
+    factor = 2 ** merged["num_downsamplings"]
+    if height % factor or width % factor:
+        raise ValueError(f"input_shape {merged['input_shape']} must be divisible by 2**num_downsamplings "
+                         f"= {factor} so that the decoder can return the input size")
+    return merged
+
+
+def latent_shape(config):
+    """(h, w, d) of z_e for one image: the input size divided by 2**num_downsamplings."""
+    height, width, _ = config["input_shape"]
+    factor = 2 ** config["num_downsamplings"]
+    return (height // factor, width // factor, config["code_dim"])
+
+
+def _residual_stack(config):
+    """num_res_blocks x [ReLU, conv3x3 (->res_hidden), ReLU, conv1x1 (->hidden), add], then ReLU."""
+    blocks = [Residual(Relu, Conv2d(config["res_hidden"], 3, padding=1),
+                       Relu, Conv2d(config["hidden"], 1))
+              for _ in range(config["num_res_blocks"])]
+    return blocks + [Relu]
+
+
+def Encoder(config):
+    """Stax layer x (B, H, W, C) -> z_e (B, H/2^n, W/2^n, d); n = num_downsamplings.
+
+    Each downsampling is conv4x4 stride 2 pad 1 (halves H and W); all but the last
+    have hidden/2 channels, the last has `hidden`.
+    """
+    n, hidden = config["num_downsamplings"], config["hidden"]
+    layers = []
+    for i in range(n):
+        layers += [Conv2d(hidden if i == n - 1 else hidden // 2, 4, stride=2, padding=1), Relu]
+    layers += [Conv2d(hidden, 3, padding=1)] + _residual_stack(config)
+    layers += [Conv2d(config["code_dim"], 1)]
+    return serial(*layers)
+
+
+def Decoder(config):
+    """Stax layer z (B, h, w, d) -> x_hat (B, h*2^n, w*2^n, C), linear output.
+
+    Mirror of `Encoder`: conv3x3 to `hidden`, residual stack, then n transposed convs
+    4x4 stride 2 pad 1 (each doubles H and W): hidden/2 channels, the last C.
+    """
+    n, hidden = config["num_downsamplings"], config["hidden"]
+    out_channels = config["input_shape"][2]
+    layers = [Conv2d(hidden, 3, padding=1)] + _residual_stack(config)
+    for i in range(n):
+        last = i == n - 1
+        layers += [ConvTranspose2d(out_channels if last else hidden // 2, 4, stride=2, padding=1)]
+        layers += [] if last else [Relu]
+    if n == 0:
+        layers += [Conv2d(out_channels, 1)]   # no upsampling: project the trunk to C channels
+    return serial(*layers)
+
+
+def check_images(x, input_shape, name="x"):
+    """ValueError unless x is a finite float array (B, *input_shape); returns it unchanged.
+
+    Works on autograd boxes too (the check reads the plain value).
+    """
+    value = getval(x)
+    expected = "(B,) + " + str(tuple(input_shape))
+    if not hasattr(value, "dtype") or not onp.issubdtype(value.dtype, onp.floating):
+        raise ValueError(f"{name} must be a float array of shape {expected} with pixels in [0, 1], "
+                         f"got {getattr(value, 'dtype', type(value).__name__)} "
+                         f"(divide uint8 images by 255)")
+    if value.ndim != 4 or tuple(value.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"{name} must have shape {expected} (channels last), got {value.shape}")
+    if not onp.all(onp.isfinite(value)):
+        raise ValueError(f"{name} of shape {value.shape} contains NaN or inf")
+    return x
+
+
+def check_codes(z, shape, name="codes"):
+    """ValueError unless z is a finite float array (B, *shape), e.g. (B, h, w, d)."""
+    value = getval(z)
+    if (not hasattr(value, "dtype") or not onp.issubdtype(value.dtype, onp.floating)
+            or value.ndim != 4 or tuple(value.shape[1:]) != tuple(shape)):
+        raise ValueError(f"{name} must be a float array of shape (B,) + {tuple(shape)}, got "
+                         f"{getattr(value, 'dtype', type(value).__name__)} {onp.shape(value)}")
+    if not onp.all(onp.isfinite(value)):
+        raise ValueError(f"{name} of shape {value.shape} contains NaN or inf")
+    return z
+
+
+def batched_mse(reconstruct, x, batch_size=500):
+    """Per-pixel MSE of reconstruct(x_batch) against x over all of x, in batches (no gradients)."""
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        batch = x[start:start + batch_size]
+        total += float(onp.sum((onp.asarray(reconstruct(batch), onp.float64) - batch) ** 2))
+    return total / x.size
+
+
+def mse(x_hat, x):
+    """Mean squared error per pixel, the reconstruction loss (log p(x|z) up to scale, Eq. 3)."""
+    return np.mean((x_hat - x) ** 2)
+
+
+Autoencoder = namedtuple("Autoencoder", ["config", "init", "loss_and_aux", "loss", "forward",
+                                         "encode", "decode", "evaluate"])
+
+
+def build_autoencoder(config=None):
+    """The plain autoencoder: pure functions over params {'encoder': [...], 'decoder': [...]}.
+
+    x: (B, H, W, C) float in [0, 1]; z_e: (B, h, w, d).
+        init(rng) -> params (float32)
+        loss_and_aux(params, x) -> (MSE, aux {'z_e', 'recon', 'recon_mse', 'loss'})
+        loss(params, x) -> MSE;  forward(params, x) -> aux
+        encode(params, x) -> z_e;  decode(params, z) -> recon (B, H, W, C)
+        evaluate(params, x, batch_size=500) -> {'test_mse': per-pixel MSE over all of x}
+    """
+    config = make_config(config)
+    enc_init, encoder = Encoder(config)
+    dec_init, decoder = Decoder(config)
+
+    def init(rng):
+        z_shape, enc_params = enc_init(rng, config["input_shape"])
+        _, dec_params = dec_init(rng, z_shape)
+        return {"encoder": enc_params, "decoder": dec_params}
+
+    def loss_and_aux(params, x):
+        z_e = encode(params, x)                             # (B, h, w, d)
+        recon = decoder(params["decoder"], z_e)             # (B, H, W, C)
+        loss = mse(recon, x)
+        return loss, {"z_e": z_e, "recon": recon, "recon_mse": loss, "loss": loss}
+
+    def loss(params, x):
+        return loss_and_aux(params, x)[0]
+
+    def forward(params, x):
+        return loss_and_aux(params, x)[1]
+
+    def encode(params, x):
+        return encoder(params["encoder"], check_images(x, config["input_shape"]))
+
+    def decode(params, z):
+        check_codes(z, latent_shape(config), name="z")
+        return decoder(params["decoder"], z)
+
+    def evaluate(params, x, batch_size=500):
+        return {"test_mse": batched_mse(lambda xb: decode(params, encode(params, xb)), x, batch_size)}
+
+    return Autoencoder(config, init, loss_and_aux, loss, forward, encode, decode, evaluate)
+
+
+def init_autoencoder(rng, config=None):
+    """Parameters {'encoder': [...], 'decoder': [...]} of the plain autoencoder (float32)."""
+    return build_autoencoder(config).init(rng)

@@ -1,0 +1,215 @@
+"""The VQ-VAE (van den Oord et al. 2017, arXiv 1711.00937): encoder, quantizer, decoder.
+
+    x (B, H, W, C) -> encoder -> z_e (B, h, w, d) -> quantize -> indices (B, h, w), z_q
+                   -> decoder -> recon (B, H, W, C)
+
+Two shapes of bottleneck, chosen by config['kind']:
+- 'grid' (default, the paper's): no flattening, one code per cell of the h x w grid
+  (the reference 28x28 net gives 7x7 codes);
+- 'flat': one code per image: conv encoder, flatten, Dense to d, quantize, Dense back,
+  reshape, conv decoder. Its code "grid" is 1x1, so encode/decode have the same shapes.
+
+The loss is paper Eq. 3 with an MSE reconstruction term (see autoencoder.py):
+
+    loss = mean (recon - x)^2 + |sg[z_e] - e|^2 + beta |z_e - sg[e]|^2
+
+With config['codebook_update'] = 'ema' the codebook term is dropped and the codebook
+follows exponential moving averages of its assigned encoder outputs instead (Appendix
+A.1); `step_hook` does that after each optimizer step, together with optional dead-code
+restarts (config['restart_after'] > 0). Those updates need no gradient; their state
+(EMA statistics, per-code unused-step counters) lives outside params, in `init_state`.
+"""
+from collections import namedtuple
+
+import numpy as onp
+
+from .autoencoder import (DEFAULT_CONFIG, Decoder, Encoder, batched_mse, check_codes,
+                          check_images, latent_shape, make_config, mse)
+from .layers import Dense, Flatten, Reshape, serial
+from .quantize import (VectorQuantizer, ema_init, ema_reset_codes, ema_update,
+                       init_codebook_from_data, nearest_codes, perplexity, quantize,
+                       restart_dead_codes, used_codes)
+
+VQVAE_DEFAULTS = dict(
+    DEFAULT_CONFIG,
+    kind="grid",              # 'grid': (h, w) codes per image; 'flat': one code per image
+    num_codes=64,             # K
+    beta=0.25,                # commitment weight, the paper's value (Sec. 3.2)
+    codebook_update="grad",   # 'grad': codebook loss + Adam; 'ema': moving averages (App. A.1)
+    ema_decay=0.99,           # gamma of App. A.1 (the paper's value)
+    ema_eps=1e-5,             # Laplace smoothing of the EMA cluster sizes
+    restart_after=0,          # re-seed a code unused for this many batches; 0 = never
+    codebook_init="uniform",  # 'uniform' +-1/K, or from a batch: 'random', 'kmeans++', 'kmeans'
+)
+
+VQVAE = namedtuple("VQVAE", ["config", "init", "loss_and_aux", "loss", "forward", "encode",
+                             "decode", "decode_indices", "evaluate", "init_state", "step_hook"])
+
+
+def make_vqvae_config(config=None, **overrides):
+    """A complete, validated VQ-VAE config: VQVAE_DEFAULTS <- config <- overrides."""
+    config = make_config(config, defaults=VQVAE_DEFAULTS, **overrides)
+    choices = {"kind": ("grid", "flat"), "codebook_update": ("grad", "ema"),
+               "codebook_init": ("uniform", "random", "kmeans++", "kmeans")}
+    for key, allowed in choices.items():
+        if config[key] not in allowed:
+            raise ValueError(f"config[{key!r}] must be one of {allowed}, got {config[key]!r}")
+    if int(config["num_codes"]) < 1 or config["beta"] < 0 or int(config["restart_after"]) < 0:
+        raise ValueError(f"need num_codes >= 1, beta >= 0, restart_after >= 0, got "
+                         f"{config['num_codes']}, {config['beta']}, {config['restart_after']}")
+    if not 0.0 <= config["ema_decay"] <= 1.0 or config["ema_eps"] < 0:
+        raise ValueError(f"need 0 <= ema_decay <= 1 and ema_eps >= 0, got "
+                         f"{config['ema_decay']}, {config['ema_eps']}")
+    return config
+
+
+def code_grid_shape(config):
+    """(h, w) of the code grid for one image: (H/2^n, W/2^n) for 'grid', (1, 1) for 'flat'."""
+    return latent_shape(config)[:2] if config["kind"] == "grid" else (1, 1)
+
+
+def _networks(config):
+    """(encoder, decoder) stax layers mapping x <-> z of shape (B, h, w, d)."""
+    if config["kind"] == "grid":
+        return Encoder(config), Decoder(config)
+    d = config["code_dim"]
+    trunk_shape = latent_shape(config)                       # (h, w, d) of the conv trunk
+    encoder = serial(Encoder(config), Flatten(), Dense(d), Reshape((1, 1, d)))
+    decoder = serial(Flatten(), Dense(int(onp.prod(trunk_shape))), Reshape(trunk_shape),
+                     Decoder(config))
+    return encoder, decoder
+
+
+def build_vqvae(config=None):
+    """The VQ-VAE as a namedtuple of pure functions over params
+    {'encoder': [...], 'quantizer': {'codebook': (K, d)}, 'decoder': [...]}.
+
+    x: (B, H, W, C) float in [0, 1]; indices: (B, h, w) int64; codes, z: (B, h, w, d).
+        init(rng) -> params (float32)
+        loss_and_aux(params, x) -> (loss, aux): aux holds z_e, z_q, indices, recon and the
+            scalars loss, recon_mse, codebook_loss, commitment_loss, perplexity, used_codes
+        loss(params, x) -> scalar;  forward(params, x) -> aux
+        encode(params, x) -> (indices, codes);  decode(params, codes) -> recon
+        decode_indices(params, indices) -> recon
+        evaluate(params, x, batch_size=500) -> {'test_mse', 'perplexity', 'used_codes'}
+        init_state(params) -> quantizer state; step_hook(params, state, aux, batch, rng)
+            -> (params, state): EMA update and dead-code restarts (for train.train)
+    """
+    config = make_vqvae_config(config)
+    (enc_init, encoder), (dec_init, decoder) = _networks(config)
+    num_codes, beta, ema = config["num_codes"], config["beta"], config["codebook_update"] == "ema"
+    grid = code_grid_shape(config)
+    code_shape = grid + (config["code_dim"],)
+
+    def init(rng):
+        z_shape, enc_params = enc_init(rng, config["input_shape"])
+        _, quantizer_params = VectorQuantizer(num_codes, config["code_dim"], beta)[0](rng, z_shape)
+        _, dec_params = dec_init(rng, z_shape)
+        return {"encoder": enc_params, "quantizer": quantizer_params, "decoder": dec_params}
+
+    def loss_and_aux(params, x):
+        check_images(x, config["input_shape"])
+        z_e = encoder(params["encoder"], x)                          # (B, h, w, d)
+        q = quantize(params["quantizer"]["codebook"], z_e, beta)
+        recon = decoder(params["decoder"], q.z_q)                    # (B, H, W, C)
+        recon_mse = mse(recon, x)
+        if ema:   # App. A.1: the codebook follows EMAs, so only the commitment term remains
+            loss = recon_mse + beta * q.commitment_loss
+        else:     # Eq. 3
+            loss = recon_mse + q.vq_loss
+        aux = {"z_e": z_e, "z_q": q.z_q, "indices": q.indices, "recon": recon, "loss": loss,
+               "recon_mse": recon_mse, "codebook_loss": q.codebook_loss,
+               "commitment_loss": q.commitment_loss,
+               "perplexity": perplexity(q.indices, num_codes),
+               "used_codes": used_codes(q.indices, num_codes)}
+        return loss, aux
+
+    def loss(params, x):
+        return loss_and_aux(params, x)[0]
+
+    def forward(params, x):
+        return loss_and_aux(params, x)[1]
+
+    def encode(params, x):
+        codebook = params["quantizer"]["codebook"]
+        z_e = encoder(params["encoder"], check_images(x, config["input_shape"]))
+        indices = nearest_codes(z_e, codebook)                       # (B, h, w) int64
+        return indices, codebook[indices]                            # (B, h, w, d)
+
+    def decode(params, codes):
+        return decoder(params["decoder"], check_codes(codes, code_shape))
+
+    def decode_indices(params, indices):
+        indices = onp.asarray(indices)
+        if indices.dtype.kind not in "iu" or indices.ndim != 3 or indices.shape[1:] != grid:
+            raise ValueError(f"indices must be an int array of shape (B,) + {grid}, "
+                             f"got {indices.dtype} {indices.shape}")
+        if indices.size and (indices.min() < 0 or indices.max() >= num_codes):
+            raise ValueError(f"indices must lie in [0, {num_codes}), got range "
+                             f"[{indices.min()}, {indices.max()}]")
+        return decode(params, params["quantizer"]["codebook"][indices])   # (B, h, w, d) gather
+
+    def evaluate(params, x, batch_size=500):
+        all_indices = []
+
+        def reconstruct(batch):
+            indices, codes = encode(params, batch)
+            all_indices.append(indices)
+            return decode(params, codes)
+
+        test_mse = batched_mse(reconstruct, x, batch_size)
+        all_indices = onp.concatenate(all_indices)
+        return {"test_mse": test_mse, "perplexity": perplexity(all_indices, num_codes),
+                "used_codes": used_codes(all_indices, num_codes)}
+
+    def init_state(params):
+        state = {}
+        if ema:
+            state["ema"] = ema_init(params["quantizer"]["codebook"])
+        if config["restart_after"]:
+            state["steps_unused"] = onp.zeros(num_codes, onp.int64)
+        return state
+
+    def step_hook(params, state, aux, batch, rng):
+        """EMA codebook update then dead-code restarts, after the optimizer step.
+
+        Uses this step's z_e and indices (computed before the step), like the in-forward
+        updates of the PyTorch/haiku references. Returns new (params, state).
+        """
+        codebook = params["quantizer"]["codebook"]
+        z_e, indices = aux["z_e"], aux["indices"]
+        state = dict(state)
+        if ema:
+            codebook, state["ema"] = ema_update(state["ema"], codebook, z_e, indices,
+                                                config["ema_decay"], config["ema_eps"])
+        if config["restart_after"]:
+            codebook, state["steps_unused"], restarted = restart_dead_codes(
+                codebook, state["steps_unused"], indices, z_e, rng, config["restart_after"])
+            if ema and restarted.size:
+                state["ema"] = ema_reset_codes(state["ema"], restarted, codebook[restarted])
+        params = dict(params, quantizer=dict(params["quantizer"], codebook=codebook))
+        return params, state
+
+    return VQVAE(config, init, loss_and_aux, loss, forward, encode, decode, decode_indices,
+                 evaluate, init_state, step_hook)
+
+
+def init_vqvae(rng, config=None):
+    """Parameters of `build_vqvae(config)`, float32: {'encoder', 'quantizer', 'decoder'}."""
+    return build_vqvae(config).init(rng)
+
+
+def init_codebook_from_batch(model, params, x, rng, method=None):
+    """Params with the codebook re-seeded from the encoder outputs of the batch x.
+
+    method: 'random' rows of z_e, 'kmeans++' or 'kmeans' (default config['codebook_init'];
+    'uniform' returns params unchanged). Starting the codes where the encoder's outputs
+    are avoids codes that no output ever reaches (dead from step 0).
+    """
+    method = model.config["codebook_init"] if method is None else method
+    if method == "uniform":
+        return params
+    z_e = model.forward(params, x)["z_e"]                            # (B, h, w, d)
+    codebook = init_codebook_from_data(z_e, model.config["num_codes"], rng, method)
+    codebook = codebook.astype(params["quantizer"]["codebook"].dtype)
+    return dict(params, quantizer=dict(params["quantizer"], codebook=codebook))
