@@ -1,0 +1,168 @@
+"""Sampling code grids from a PixelCNN prior, and the naive baselines it must beat.
+
+Ancestral sampling follows the raster order of the prior's factorisation
+(van den Oord et al. 2016, "Pixel Recurrent Neural Networks", Eq. 1): for each cell
+(i, j), run the network, draw x[i,j] ~ softmax(logits[:, i, j] / T), write it into the
+grid, move on. All n grids are drawn together, one batched forward pass per cell.
+
+Only rows <= i can influence the logits of row i (every mask looks up or left, and the
+zero padding below a cropped grid meets only masked-out weights), so the forward pass for
+cell (i, j) runs on the grid cropped to its first i + 1 rows: about (h + 1) / (2h) of the
+full work, i.e. 4/7 on a 7x7 grid. tests/test_sampling.py checks the result against a
+full recompute at every cell.
+
+Baselines for the NLL table and the sample figure: uniform (log2 K bits), the global
+unigram, independent cells (one categorical per grid position), and random rows of a
+flat VQ-VAE's codebook.
+"""
+import math
+
+import numpy as onp
+
+from .pixelcnn import check_labels, config_from_params, make_config, pixelcnn_logits
+
+
+def _check_sampling_options(temperature, top_k):
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number > 0 (use greedy=True for the "
+                         f"argmax path), got {temperature!r}")
+    if top_k is not None and not (int(top_k) == top_k and top_k >= 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+
+
+def sample_from_logits(logits, rng, temperature=1.0, top_k=None, greedy=False):
+    """One draw per row of logits (n, K) -> int64 (n,): x ~ softmax(logits / T), top-k filtered.
+
+    Draws by inverse CDF with one uniform per row from `rng` (numpy Generator), so the same
+    seed gives the same samples. greedy=True returns the argmax (the T -> 0 limit) and
+    uses no random numbers; top_k keeps the k largest logits (ties at the k-th kept too).
+    """
+    _check_sampling_options(temperature, top_k)
+    logits = onp.asarray(logits, onp.float64)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (n, K), got {logits.shape}")
+    num_codes = logits.shape[1]
+    if greedy:
+        return onp.argmax(logits, axis=1).astype(onp.int64)
+    scaled = logits / temperature
+    if top_k is not None and top_k < num_codes:
+        kth_largest = onp.partition(scaled, num_codes - top_k, axis=1)[:, num_codes - top_k, None]  # (n, 1)
+        scaled = onp.where(scaled >= kth_largest, scaled, -onp.inf)
+    p = onp.exp(scaled - scaled.max(axis=1, keepdims=True))       # unnormalised, max entry 1
+    cdf = onp.cumsum(p, axis=1)                                     # (n, K)
+    u = rng.random(len(logits))[:, None] * cdf[:, -1:]             # (n, 1), uniform on [0, total)
+    return onp.minimum((cdf <= u).sum(axis=1), num_codes - 1).astype(onp.int64)  # first k with cdf > u
+
+
+def _check_grid_request(n, h, w, top_rows, num_codes):
+    for name, value in (("n", n), ("h", h), ("w", w)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if top_rows is None:
+        return onp.zeros((n, 0, w), onp.int64)
+    top_rows = onp.asarray(top_rows)
+    if top_rows.dtype.kind not in "iu" or top_rows.ndim != 3 or top_rows.shape[0] != n \
+            or top_rows.shape[2] != w or top_rows.shape[1] >= h:
+        raise ValueError(f"top_rows must be integer indices of shape ({n}, r, {w}) with r < {h}, "
+                         f"got {top_rows.dtype} {top_rows.shape}")
+    if top_rows.size and (top_rows.min() < 0 or top_rows.max() >= num_codes):
+        raise ValueError(f"top_rows indices must lie in [0, {num_codes}), "
+                         f"got range [{top_rows.min()}, {top_rows.max()}]")
+    return top_rows.astype(onp.int64)
+
+
+def sample_grids(params, config, n, h, w, rng, temperature=1.0, top_k=None, labels=None,
+                 codebook=None, greedy=False, top_rows=None):
+    """Draw n code grids (n, h, w) int64 from the prior, cell by cell in raster order.
+
+    config: the architecture (checked against params); rng: numpy Generator (one uniform
+    per grid per cell); temperature > 0 divides the logits; greedy=True takes the argmax;
+    labels: (n,) ints for a conditional prior; codebook: (K, d) for a 'codes' prior;
+    top_rows: (n, r, w) indices to keep fixed, sampling the remaining rows (completion).
+    """
+    expected = config_from_params(params)
+    if make_config(**config) != expected:
+        raise ValueError(f"config does not describe these params: got {config}, "
+                         f"params have {expected}")
+    if not isinstance(rng, onp.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator (onp.random.default_rng(seed)), "
+                         f"got {type(rng).__name__}")
+    top_rows = _check_grid_request(n, h, w, top_rows, expected["num_codes"])
+    labels = check_labels(expected, labels, n)
+    if expected["input_mode"] == "codes":
+        shape = (expected["num_codes"], expected["code_dim"])
+        if codebook is None or onp.shape(codebook) != shape:
+            raise ValueError(f"a 'codes' prior needs the VQ-VAE codebook of shape {shape}, "
+                             f"got {None if codebook is None else onp.shape(codebook)}")
+    elif codebook is not None:
+        raise ValueError("codebook is only used by a 'codes' prior; this one embeds indices")
+    _check_sampling_options(temperature, top_k)
+
+    grid = onp.zeros((n, h, w), onp.int64)
+    grid[:, :top_rows.shape[1]] = top_rows
+    for i in range(top_rows.shape[1], h):
+        for j in range(w):
+            rows = grid[:, :i + 1]                                   # (n, i+1, w): all that row i can see
+            inputs = rows if codebook is None else codebook[rows]    # (n, i+1, w[, d])
+            logits = pixelcnn_logits(params, inputs, labels)[:, i, j]  # (n, K)
+            grid[:, i, j] = sample_from_logits(logits, rng, temperature, top_k, greedy)
+    return grid
+
+
+def _check_index_grids(indices, num_codes, name):
+    indices = onp.asarray(indices)
+    if indices.dtype.kind not in "iu" or indices.ndim != 3 or len(indices) == 0:
+        raise ValueError(f"{name} must be a non-empty integer array (N, h, w), got {indices.dtype} {indices.shape}")
+    if indices.min() < 0 or indices.max() >= num_codes:
+        raise ValueError(f"{name} must lie in [0, {num_codes}), got range [{indices.min()}, {indices.max()}]")
+    return indices
+
+
+def position_marginals(indices, num_codes, alpha=0.0):
+    """Per-position code frequencies p[i, j, k] from grids (N, h, w), add-alpha smoothed: (h, w, K)."""
+    indices = _check_index_grids(indices, num_codes, "indices")
+    one_hot = indices[..., None] == onp.arange(num_codes)           # (N, h, w, K)
+    counts = one_hot.sum(axis=0) + alpha                            # (h, w, K)
+    return counts / counts.sum(axis=-1, keepdims=True)
+
+
+def sample_independent(indices_train, num_codes, n, rng):
+    """n grids (n, h, w) int64 with every cell drawn independently from its position's marginal."""
+    cdf = onp.cumsum(position_marginals(indices_train, num_codes), axis=-1)   # (h, w, K)
+    u = rng.random((n,) + cdf.shape[:2])[..., None]                            # (n, h, w, 1)
+    return onp.minimum((cdf[None] <= u).sum(axis=-1), num_codes - 1).astype(onp.int64)
+
+
+def random_codebook_rows(codebook, n, rng):
+    """Baseline for a flat VQ-VAE (one code per image): n uniformly chosen codebook rows.
+
+    codebook: (K, d) -> (indices (n,) int64, rows (n, d)); decode the rows to get images.
+    """
+    codebook = onp.asarray(codebook)
+    if codebook.ndim != 2 or len(codebook) == 0:
+        raise ValueError(f"codebook must have shape (K, d), got {codebook.shape}")
+    indices = rng.integers(0, len(codebook), size=n).astype(onp.int64)
+    return indices, codebook[indices]
+
+
+def uniform_bits(num_codes):
+    """NLL of the uniform prior: log2 K bits per code."""
+    return math.log2(num_codes)
+
+
+def unigram_bits(train_idx, test_idx, num_codes, alpha=1.0):
+    """Held-out bits per code of one global code distribution, add-alpha smoothed on train."""
+    counts = onp.bincount(_check_index_grids(train_idx, num_codes, "train_idx").ravel(),
+                          minlength=num_codes) + alpha                               # (K,)
+    test_idx = _check_index_grids(test_idx, num_codes, "test_idx")
+    return float(-onp.mean(onp.log2(counts[test_idx] / counts.sum())))
+
+
+def independent_bits(train_idx, test_idx, num_codes, alpha=1.0):
+    """Held-out bits per code of the independent-cells model (per-position marginals)."""
+    p = position_marginals(train_idx, num_codes, alpha)                             # (h, w, K)
+    test_idx = _check_index_grids(test_idx, num_codes, "test_idx")
+    if test_idx.shape[1:] != p.shape[:2]:
+        raise ValueError(f"test grids {test_idx.shape[1:]} differ from train grids {p.shape[:2]}")
+    rows, cols = onp.meshgrid(onp.arange(p.shape[0]), onp.arange(p.shape[1]), indexing="ij")
+    return float(-onp.mean(onp.log2(p[rows, cols, test_idx])))                      # p[i, j, x[n,i,j]]
