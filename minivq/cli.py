@@ -1,0 +1,316 @@
+"""The `minivq` command line: argparse over the pipeline steps of `runs.py`.
+
+    minivq train-vqvae --out runs/mine          # images -> VQ-VAE (RUN/vqvae)
+    minivq encode --run runs/mine               # images -> code grids (RUN/codes)
+    minivq train-prior --run runs/mine          # code grids -> PixelCNN prior (RUN/prior)
+    minivq sample --run runs/mine -n 64         # prior -> RUN/samples/*.png, *.npy
+    minivq reconstruct --run runs/mine          # RUN/figures/reconstructions.png
+    minivq demo                                 # all of it on the embedded MNIST, ~10 min
+
+Also `python -m minivq ...`. Every command prints a one-line summary at the end. Errors
+from the library (bad data, missing runs, corrupted checkpoints) end the program with
+`minivq: error: <message>` and exit code 2, without a traceback (`--debug` shows it).
+"""
+import argparse
+import sys
+import time
+
+from . import runs
+from .checkpoint import CheckpointError
+from .data import SPECS
+from .train import TrainingDivergedError
+from .vqvae import VQVAE_DEFAULTS
+
+DEFAULT_RUN = "runs/default"
+
+
+# ---------------------------------------------------------------- argument types
+
+def _number(kind, test, wanted):
+    """argparse type: parse with `kind`, then require test(value) ('must be <wanted>')."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+    parse.__name__ = wanted             # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, lambda v: v >= 1, "an integer >= 1")
+non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
+non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+unit_interval = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+# ---------------------------------------------------------------- the commands
+
+def _train_vqvae(args):
+    model = {key: getattr(args, key) for key in (
+        "kind", "num_codes", "code_dim", "hidden", "res_hidden", "num_res_blocks",
+        "num_downsamplings", "beta", "codebook_update", "ema_decay", "restart_after",
+        "codebook_init")}
+    result = runs.train_vqvae(args.run, data=args.data, steps=args.steps, batch_size=args.batch_size,
+                              lr=args.lr, eval_every=args.eval_every,
+                              checkpoint_every=args.checkpoint_every, seed=args.seed,
+                              resume=args.resume, force=args.force, download=args.download,
+                              progress=not args.no_progress, **model)
+    best = (f"best test MSE {result['test_mse']:.5f} at step {result['step']}, perplexity "
+            f"{result['perplexity']:.1f}, used codes {result['used_codes']:.0f}/{result['num_codes']}"
+            if "test_mse" in result else "not evaluated yet")
+    print(f"{result['kind']} VQ-VAE: {best}, {result['seconds']:.0f} s -> {result['checkpoint']}")
+
+
+def _encode(args):
+    result = runs.encode(args.run, batch_size=args.batch_size, progress=not args.no_progress)
+    print(f"codes: train {result['train_shape']}, test {result['test_shape']}, perplexity "
+          f"{result['perplexity']:.1f}, used codes {result['used_codes']}/{result['num_codes']} "
+          f"(VQ-VAE step {result['vqvae_step']}) -> {result['folder']}")
+
+
+def _train_prior(args):
+    result = runs.train_prior(args.run, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                              eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+                              seed=args.seed, resume=args.resume, force=args.force,
+                              dropout=args.dropout, input_mode=args.input_mode, gated=args.gated,
+                              conditional=args.conditional, channels=args.channels,
+                              num_blocks=args.num_blocks, first_kernel=args.first_kernel,
+                              kernel=args.kernel, progress=not args.no_progress)
+    kind = ("conditional " if result["conditional"] else "") + ("gated " if result["gated"] else "")
+    best = (f"best held-out {result['test_bits']:.3f} bits/code at step {result['step']}"
+            if "test_bits" in result else "not evaluated yet")
+    print(f"{kind}PixelCNN prior: {best} (uniform {result['uniform_bits']:.2f}, unigram "
+          f"{result['unigram_bits']:.2f}, independent cells {result['independent_bits']:.2f}), "
+          f"{result['seconds']:.0f} s -> {result['checkpoint']}")
+
+
+def _sample(args):
+    start = time.perf_counter()
+    path = runs.sample(args.run, n=args.n, temperature=args.temperature, top_k=args.top_k,
+                       seed=args.seed, labels=args.labels, name=args.name, compare=args.compare,
+                       progress=not args.no_progress)
+    print(f"{args.n} samples in {time.perf_counter() - start:.1f} s -> {path} "
+          f"(code indices: {path[:-len('.png')]}.npy)")
+
+
+def _reconstruct(args):
+    path = runs.reconstruct(args.run, n=args.n, kind="flat" if args.flat else "grid")
+    print(f"originals above reconstructions -> {path}")
+
+
+def _demo(args):
+    options = {key: getattr(args, key) for key in (
+        "vqvae_steps", "flat_steps", "prior_steps", "batch_size", "prior_batch_size",
+        "eval_every", "prior_eval_every", "n_samples", "seed")}
+    summary = runs.demo(args.run, quick=args.quick, resume=args.resume,
+                        progress=not args.no_progress, **options)
+    print("\nfigures:")
+    for path in summary["figures"]:
+        print(f"  {path}")
+    print(f"samples: {summary['samples']} (code indices: {summary['samples'][:-len('.png')]}.npy)")
+    print(f"\ndemo: test MSE {summary['test_mse']:.5f}, perplexity {summary['perplexity']:.1f}, "
+          f"used codes {summary['used_codes']:.0f}/{summary['num_codes']}; bits/code uniform "
+          f"{summary['uniform_bits']:.2f}, unigram {summary['unigram_bits']:.2f}, independent "
+          f"{summary['independent_bits']:.2f}, PixelCNN {summary['prior_bits']:.2f}; "
+          f"{summary['n_samples']} samples in {summary['sample_seconds']:.1f} s; "
+          f"wall time {summary['seconds'] / 60:.1f} min")
+
+
+# ---------------------------------------------------------------- the parser
+
+def _common(parser, run_flag, run_default, run_help):
+    """Options every command has: the run directory, --no-progress, --debug."""
+    flags = (run_flag, "--run" if run_flag == "--out" else "--out")
+    parser.add_argument(*flags, dest="run", metavar="RUN", default=run_default,
+                        help=f"{run_help} (default: {run_default})")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of a one-line message")
+
+
+def _training(parser, steps, batch_size, eval_every, what):
+    parser.add_argument("--steps", type=positive_int, default=steps,
+                        help=f"total optimizer steps; with --resume, train until this many "
+                             f"(default: {steps})")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
+                        help=f"{what} per step (default: {batch_size})")
+    parser.add_argument("--lr", type=positive_float, default=1e-3,
+                        help="Adam learning rate (default: 1e-3)")
+    parser.add_argument("--eval-every", type=positive_int, default=eval_every,
+                        help=f"held-out evaluation every this many steps; the best one is kept "
+                             f"as best.npz and used downstream (default: {eval_every})")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=None,
+                        help="write checkpoint.npz every this many steps (default: --eval-every)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in RUN from its last checkpoint (same settings)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over, replacing a model already trained in RUN")
+
+
+def build_parser():
+    """The argparse parser of `minivq` with one sub-parser per pipeline step."""
+    parser = argparse.ArgumentParser(
+        prog="minivq", description="VQ-VAE and PixelCNN prior in NumPy + autograd. A run "
+        "directory RUN collects every step's files: RUN/vqvae, RUN/codes, RUN/prior, "
+        "RUN/figures, RUN/samples.",
+        epilog="Run `minivq COMMAND --help` for the options of a command. On a machine shared "
+               "with other jobs, OPENBLAS_NUM_THREADS=1 is often several times faster.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser("train-vqvae", help="train a VQ-VAE on images",
+                            description="Train a VQ-VAE into RUN/vqvae (RUN/flat_vqvae with --kind "
+                            "flat): config.json, checkpoint.npz, best.npz (lowest test MSE), "
+                            "history.json, and RUN/figures/<dir>_curves.png.")
+    _common(p, "--out", DEFAULT_RUN, "run directory to create or continue")
+    p.add_argument("--data", default=None,
+                   help=f"images: {', '.join(SPECS)} (default: mnist-embedded, the 5000 digits "
+                        f"shipped with minivq; with --resume, the run's)")
+    p.add_argument("--download", action="store_true",
+                   help="download mnist / fashion-mnist if not cached (the only network access)")
+    _training(p, 2000, 128, 250, "images")
+    d = VQVAE_DEFAULTS
+    model = p.add_argument_group("model (default: minivq's reference VQ-VAE; with --resume, the run's)")
+    model.add_argument("--kind", choices=("grid", "flat"), default=None,
+                       help="'grid': a code per cell of an h x w grid (the paper's); 'flat': one "
+                            "code per image (default: grid)")
+    model.add_argument("--num-codes", type=positive_int, help=f"codebook size K (default: {d['num_codes']})")
+    model.add_argument("--code-dim", type=positive_int, help=f"code vector size d (default: {d['code_dim']})")
+    model.add_argument("--hidden", type=positive_int,
+                       help=f"channels of the encoder/decoder trunk (default: {d['hidden']})")
+    model.add_argument("--res-hidden", type=positive_int,
+                       help=f"channels inside a residual block (default: {d['res_hidden']})")
+    model.add_argument("--num-res-blocks", type=non_negative_int,
+                       help=f"residual blocks in encoder and decoder (default: {d['num_res_blocks']})")
+    model.add_argument("--num-downsamplings", type=non_negative_int,
+                       help=f"stride-2 convolutions: the code grid is the image size / 2^n "
+                            f"(default: {d['num_downsamplings']}, 28x28 -> 7x7)")
+    quantizer = p.add_argument_group("quantizer")
+    quantizer.add_argument("--beta", type=non_negative_float,
+                           help=f"commitment loss weight (default: {d['beta']})")
+    quantizer.add_argument("--codebook-update", choices=("grad", "ema"),
+                           help="'grad': codebook loss + Adam (paper Eq. 3); 'ema': moving averages "
+                                "(paper App. A.1) (default: grad)")
+    quantizer.add_argument("--ema-decay", type=unit_interval,
+                           help=f"EMA decay gamma (default: {d['ema_decay']})")
+    quantizer.add_argument("--restart-after", type=non_negative_int,
+                           help="re-seed a code unused for this many batches; 0 = never (default: 0)")
+    quantizer.add_argument("--codebook-init", choices=("uniform", "random", "kmeans++", "kmeans"),
+                           help="'uniform' +-1/K, or from the encoder outputs of the first batch "
+                                "(default: uniform)")
+    p.set_defaults(handler=_train_vqvae)
+
+    p = commands.add_parser("encode", help="encode the images into code grids",
+                            description="Encode the train and test images of the run's data with "
+                            "its best VQ-VAE into RUN/codes/{train,test}.npz (indices, code vectors, "
+                            "labels); draws RUN/figures/codebook_usage.png and code_grid.png.")
+    _common(p, "--run", DEFAULT_RUN, "run directory with a trained VQ-VAE")
+    p.add_argument("--batch-size", type=positive_int, default=500,
+                   help="images encoded at once (default: 500)")
+    p.set_defaults(handler=_encode)
+
+    p = commands.add_parser("train-prior", help="train a PixelCNN prior on the codes",
+                            description="Train a PixelCNN prior over RUN/codes into RUN/prior; the "
+                            "checkpoint with the lowest held-out bits per code is kept as best.npz. "
+                            "Draws RUN/figures/prior_curves.png.")
+    _common(p, "--run", DEFAULT_RUN, "run directory with encoded codes")
+    _training(p, 1000, 32, 100, "code grids")
+    p.add_argument("--dropout", type=fraction, default=0.0,
+                   help="dropout on the prior's features while training (default: 0)")
+    prior = p.add_argument_group("prior (default: the reference PixelCNN; with --resume, the run's)")
+    prior.add_argument("--input-mode", choices=("embedding", "codes"),
+                       help="'embedding': learned vectors per code index; 'codes': the VQ-VAE's "
+                            "code vectors (default: embedding)")
+    prior.add_argument("--gated", action=argparse.BooleanOptionalAction, default=None,
+                       help="gated PixelCNN (vertical + horizontal stacks, no blind spot)")
+    prior.add_argument("--conditional", action=argparse.BooleanOptionalAction, default=None,
+                       help="condition on the class labels (implies --gated)")
+    prior.add_argument("--channels", type=positive_int, help="feature channels (default: 64)")
+    prior.add_argument("--num-blocks", type=non_negative_int,
+                       help="masked layers after the first (default: 6)")
+    prior.add_argument("--first-kernel", type=positive_int,
+                       help="odd kernel size of the first (mask A) layer (default: 7)")
+    prior.add_argument("--kernel", type=positive_int,
+                       help="odd kernel size of the later layers (default: 3)")
+    p.set_defaults(handler=_train_prior)
+
+    p = commands.add_parser("sample", help="sample new images from the prior",
+                            description="Draw code grids from the run's best prior and decode them: "
+                            "RUN/samples/NAME.png (images) and NAME.npy (code indices (n, h, w)).")
+    _common(p, "--run", DEFAULT_RUN, "run directory with a trained prior")
+    p.add_argument("-n", "--n", type=positive_int, default=64, help="number of samples (default: 64)")
+    p.add_argument("--temperature", type=positive_float, default=1.0,
+                   help="divide the logits by this; < 1 is more conservative (default: 1)")
+    p.add_argument("--top-k", type=positive_int, default=None,
+                   help="sample among the k most likely codes only (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--labels", type=non_negative_int, nargs="+", default=None,
+                   help="class labels for a conditional prior: one for all samples, or n "
+                        "(default: every class in turn)")
+    p.add_argument("--name", default=None,
+                   help="file name stem (default: from the options, e.g. seed0_T1)")
+    p.add_argument("--compare", action="store_true",
+                   help="also draw RUN/figures/sample_comparison.png against the baselines")
+    p.set_defaults(handler=_sample)
+
+    p = commands.add_parser("reconstruct", help="draw test images and their reconstructions",
+                            description="Draw the first n test images above their reconstructions "
+                            "by the run's best VQ-VAE: RUN/figures/reconstructions.png.")
+    _common(p, "--run", DEFAULT_RUN, "run directory with a trained VQ-VAE")
+    p.add_argument("-n", "--n", type=positive_int, default=16, help="number of images (default: 16)")
+    p.add_argument("--flat", action="store_true",
+                   help="use the flat VQ-VAE (RUN/flat_vqvae; figure flat_reconstructions.png)")
+    p.set_defaults(handler=_reconstruct)
+
+    p = commands.add_parser("demo", help="the whole pipeline on MNIST (~10 min)",
+                            description="The whole pipeline on the embedded "
+                            "MNIST digits: trains the 7x7-grid VQ-VAE and a small flat one, encodes, "
+                            "trains the PixelCNN prior, samples, and writes every figure to "
+                            "RUN/figures. About 10 minutes on 2 CPU cores with the defaults.")
+    _common(p, "--out", "runs/demo", "output run directory; an earlier demo there is replaced "
+                                     "unless --resume")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny networks and a few steps: checks the pipeline in seconds")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo in RUN")
+    for flag, default, what in (("--vqvae-steps", 1500, "VQ-VAE training steps"),
+                                ("--flat-steps", 300, "flat VQ-VAE training steps"),
+                                ("--prior-steps", 1000, "prior training steps"),
+                                ("--batch-size", 128, "VQ-VAE batch size"),
+                                ("--prior-batch-size", 32, "prior batch size"),
+                                ("--eval-every", 250, "VQ-VAE evaluation interval"),
+                                ("--prior-eval-every", 100, "prior evaluation interval"),
+                                ("--n-samples", 64, "samples to draw")):
+        p.add_argument(flag, type=positive_int, default=default, help=f"{what} (default: {default})")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line `argv` (default sys.argv[1:]); returns 0, or raises SystemExit.
+
+    Library errors exit 2 with `minivq: error: ...` on stderr (a diverged training run
+    exits 1), Ctrl-C exits 130; --debug re-raises instead.
+    """
+    import matplotlib
+    matplotlib.use("Agg")                 # figures only go to files, never to a window
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("\nminivq: interrupted; the last checkpoint is kept (continue with --resume)",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+    except (ValueError, FileNotFoundError, CheckpointError, TrainingDivergedError) as error:
+        if args.debug:
+            raise
+        print(f"minivq: error: {error}", file=sys.stderr)
+        raise SystemExit(1 if isinstance(error, TrainingDivergedError) else 2) from None
+    return 0
