@@ -25,7 +25,6 @@ import math
 
 import autograd.numpy as np
 import numpy as onp
-from autograd.scipy.special import logsumexp
 from autograd.tracer import getval
 
 from .gated_pixelcnn import GatedPixelCNN
@@ -216,7 +215,10 @@ def logits_from_embedded(params, e, labels=None, dropout=0.0, rng=None):
 
 def log_softmax(logits):
     """log p over the last axis, stable: logits - logsumexp(logits). (..., K) -> (..., K)."""
-    return logits - logsumexp(logits, axis=-1, keepdims=True)
+    # log sum_k exp(l_k) = m + log sum_k exp(l_k - m) with m = max_k l_k (a constant for the
+    # gradient, since softmax is shift-invariant), so no exp can overflow.
+    shifted = logits - getval(np.max(logits, axis=-1, keepdims=True))
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def cross_entropy(logits, targets):
