@@ -158,7 +158,10 @@ def batched_mse(reconstruct, x, batch_size=500):
 
 def mse(x_hat, x):
     """Mean squared error per pixel, the reconstruction loss (log p(x|z) up to scale, Eq. 3)."""
-    return np.mean((x_hat - x) ** 2)
+    squared_error = (x_hat - x) ** 2
+    # sum / size, not np.mean: autograd's mean VJP divides by a NumPy int64, which NumPy 2
+    # promotes to float64 and would run the whole float32 backward pass in double precision.
+    return np.sum(squared_error) / squared_error.size
 
 
 Autoencoder = namedtuple("Autoencoder", ["config", "init", "loss_and_aux", "loss", "forward",

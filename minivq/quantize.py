@@ -103,6 +103,11 @@ def nearest_codes(z_e, codebook):
     return onp.argmin(distances, axis=1).astype(onp.int64).reshape(z.shape[:-1])
 
 
+def _mean(gap):
+    """mean(gap^2) as sum / size: autograd's np.mean VJP would upcast float32 gradients to float64."""
+    return np.sum(gap ** 2) / gap.size
+
+
 def quantize(codebook, z_e, beta=0.25):
     """Quantize z_e to its nearest codes; return z_q, indices and the Eq. 3 VQ losses.
 
@@ -116,9 +121,9 @@ def quantize(codebook, z_e, beta=0.25):
     indices = nearest_codes(z_e, codebook)                      # (...)
     e = codebook[indices]                                       # (..., d), grads reach used rows
     # Eq. 3, second term: moves the codes toward the encoder outputs; sg[z_e] holds z_e fixed.
-    codebook_loss = np.mean((stop_gradient(z_e) - e) ** 2)
+    codebook_loss = _mean(stop_gradient(z_e) - e)
     # Eq. 3, third term: commits the encoder to its code; sg[e] holds the codebook fixed.
-    commitment_loss = np.mean((z_e - stop_gradient(e)) ** 2)
+    commitment_loss = _mean(z_e - stop_gradient(e))
     vq_loss = codebook_loss + beta * commitment_loss
     # Eq. 3 / Sec. 3.2 straight-through: forward e, backward d z_q / d z_e = identity.
     z_q = straight_through(z_e, e)

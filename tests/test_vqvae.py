@@ -360,3 +360,15 @@ def _weights_in_order(tree):
     if isinstance(tree, dict):
         return ([tree["w"], tree["b"]] if "w" in tree else [])
     return [leaf for child in tree for leaf in _weights_in_order(child)]
+
+
+def test_float32_gradients_stay_float32_inside_the_backward_pass():
+    # Regression: np.mean's VJP divides by an int64 and NumPy 2 promotes float32 to float64.
+    from autograd import grad
+    from minivq.autoencoder import mse
+    from minivq.quantize import quantize
+    x = onp.full((2, 3), 0.5, onp.float32)
+    assert grad(mse)(x * 2, x).dtype == onp.float32
+    codebook = onp.random.default_rng(0).normal(size=(4, 3)).astype(onp.float32)
+    assert grad(lambda z: quantize(codebook, z).vq_loss)(x).dtype == onp.float32
+    assert grad(lambda c: quantize(c, x).vq_loss)(codebook).dtype == onp.float32
