@@ -103,6 +103,7 @@ def _write_json(path, obj):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=1)
+    os.chmod(tmp, 0o644)   # mkstemp makes the file private (0600); history is meant to be read
     os.replace(tmp, path)
 
 
