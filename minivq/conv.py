@@ -34,8 +34,17 @@ def conv_transpose_output_size(size, kernel, stride, padding, output_padding=0):
     return (size - 1) * stride - 2 * padding + kernel + output_padding
 
 
+def _pads(padding):
+    """padding as (top, bottom, left, right): an int p pads all four sides by p;
+    ((top, bottom), (left, right)) pads each side on its own, as JAX's lax.conv does."""
+    if onp.ndim(padding) == 0:
+        return (padding,) * 4
+    (top, bottom), (left, right) = padding
+    return top, bottom, left, right
+
+
 def _check_args(name, x, w, stride, padding, x_label="x"):
-    """Validate shapes and dtypes shared by both primitives; returns (stride, padding)."""
+    """Validate shapes and dtypes shared by both primitives; returns (stride, (top, bottom, left, right))."""
     for label, arr in ((x_label, x), ("w", w)):
         if not hasattr(arr, "dtype") or not onp.issubdtype(arr.dtype, onp.floating):
             raise ValueError(f"{name}: {label} must be a float32/float64 array, "
@@ -47,9 +56,15 @@ def _check_args(name, x, w, stride, padding, x_label="x"):
         raise ValueError(f"{name}: w must have shape (kh, kw, C_in, C_out), got shape {w.shape}")
     if int(stride) != stride or stride < 1:
         raise ValueError(f"{name}: stride must be an integer >= 1, got {stride!r}")
-    if int(padding) != padding or padding < 0:
-        raise ValueError(f"{name}: padding must be an integer >= 0, got {padding!r}")
-    return int(stride), int(padding)
+    try:
+        pads = _pads(padding)
+        valid = all(int(p) == p and p >= 0 for p in pads)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{name}: padding must be an integer >= 0 or ((top, bottom), (left, right)) "
+                         f"of such integers, got {padding!r}")
+    return int(stride), tuple(int(p) for p in pads)
 
 
 # 512 KiB: one batch chunk of im2col rows stays in L2 (2 MiB per core here) between the copy
@@ -90,51 +105,55 @@ def _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
     """im2col one batch chunk at a time: yields (batch slice n, rows), rows (b*Ho*Wo, kh*kw*C),
 
     rows[(n,i,j), (u,v,c)] = x_pad[n, s*i+u, s*j+v, c] with x_pad = _pad_or_crop(x, *pads).
-    Only a chunk is padded and gathered, so the copies stay in cache for the matmul that
-    reads them and the full padded input is never built.
+    x is padded once (a copy 1/(kh*kw) the size of the rows); the rows are gathered a chunk
+    at a time, so each copy is still in cache for the matmul that reads it.
     """
     c_in = x.shape[3]
+    x_pad = _pad_or_crop(x, *pads)
     for n in _batch_chunks(x.shape[0], out_h * out_w * kh * kw * c_in * x.itemsize):
-        windows = _windows(_pad_or_crop(x[n], *pads), kh, kw, stride, out_h, out_w)   # (b, Ho, Wo, kh, kw, C)
-        yield n, windows.reshape(-1, kh * kw * c_in)                                   # the copy
+        windows = _windows(x_pad[n], kh, kw, stride, out_h, out_w)   # (b, Ho, Wo, kh, kw, C), a view
+        yield n, windows.reshape(-1, kh * kw * c_in)                  # the copy
 
 
-def _conv_forward(x, w, stride, padding):
-    """y = cols(x) @ W: (B*Ho*Wo, kh*kw*C) @ (kh*kw*C, F) -> (B, Ho, Wo, F)."""
+def _conv_forward(x, w, stride, pads):
+    """y = cols(x) @ W: (B*Ho*Wo, kh*kw*C) @ (kh*kw*C, F) -> (B, Ho, Wo, F); pads (top, bottom, left, right)."""
     kh, kw, c_in, c_out = w.shape
-    out_h = conv_output_size(x.shape[1], kh, stride, padding)
-    out_w = conv_output_size(x.shape[2], kw, stride, padding)
+    top, bottom, left, right = pads
+    out_h = (x.shape[1] + top + bottom - kh) // stride + 1
+    out_w = (x.shape[2] + left + right - kw) // stride + 1
     y = onp.empty((x.shape[0], out_h, out_w, c_out), onp.result_type(x, w))
     w_mat = w.reshape(kh * kw * c_in, c_out)
-    for n, rows in _im2col_chunks(x, kh, kw, stride, (padding,) * 4, out_h, out_w):
+    for n, rows in _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
         onp.matmul(rows, w_mat, out=y[n].reshape(-1, c_out))      # (b*Ho*Wo, F), written in place
     return y
 
 
-def _conv_weight_grad(x, g, w_shape, stride, padding):
+def _conv_weight_grad(x, g, w_shape, stride, pads):
     """d<g, conv2d(x, w)>/dw = cols(x)^T @ g, (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F) -> HWIO,
     summed over batch chunks."""
     kh, kw, c_in, c_out = w_shape
     _, out_h, out_w, _ = g.shape
     dw = onp.zeros((kh * kw * c_in, c_out), onp.result_type(x, g))
-    for n, rows in _im2col_chunks(x, kh, kw, stride, (padding,) * 4, out_h, out_w):
+    for n, rows in _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
         dw += rows.T @ g[n].reshape(-1, c_out)
     return dw.reshape(w_shape)
 
 
-def _col2im(g, w, x_shape, stride, padding):
+def _col2im(g, w, x_shape, stride, pads):
     """dx by scatter: cols = g @ W^T (B, Ho, Wo, kh, kw, C), then kh*kw strided adds
-    x_pad[n, s*i+u, s*j+v, c] += cols[n,i,j,u,v,c]; crop the padding."""
+    x_pad[n, s*i+u, s*j+v, c] += cols[n,i,j,u,v,c]; crop the padding (only top and left matter)."""
     kh, kw, c_in, c_out = w.shape
     batch, out_h, out_w, _ = g.shape
     _, height, width, _ = x_shape
+    top, _, left, _ = pads
     cols = g.reshape(-1, c_out) @ w.reshape(kh * kw * c_in, c_out).T   # (B*Ho*Wo, kh*kw*C)
     cols = cols.reshape(batch, out_h, out_w, kh, kw, c_in)
-    x_pad = onp.zeros((batch, height + 2 * padding, width + 2 * padding, c_in), cols.dtype)
+    x_pad = onp.zeros((batch, max(top + height, stride * (out_h - 1) + kh),
+                       max(left + width, stride * (out_w - 1) + kw), c_in), cols.dtype)
     for u in range(kh):
         for v in range(kw):
             x_pad[:, u:u + stride * out_h:stride, v:v + stride * out_w:stride, :] += cols[:, :, :, u, v, :]
-    return x_pad[:, padding:padding + height, padding:padding + width, :]
+    return x_pad[:, top:top + height, left:left + width, :]
 
 
 def _phase_kernels(w, stride):
@@ -156,7 +175,7 @@ def _phase_range(size, kernel, stride, padding):
     return padding // stride, -(-(padding + size) // stride), -(-kernel // stride)
 
 
-def _subpixel(g, w, x_shape, stride, padding):
+def _subpixel(g, w, x_shape, stride, pads):
     """dx by gather (Shi et al. 2016, "Real-time single image and video super-resolution").
 
     Split each padded output row into a phase, a = s*q + r with r in [0, s). Only taps
@@ -171,8 +190,9 @@ def _subpixel(g, w, x_shape, stride, padding):
     kh, kw, c_in, c_out = w.shape
     batch, out_h, out_w, _ = g.shape
     _, height, width, _ = x_shape
-    q_lo, q_hi, t_h = _phase_range(height, kh, stride, padding)
-    r_lo, r_hi, t_w = _phase_range(width, kw, stride, padding)
+    top, _, left, _ = pads                     # x sits at rows top.., columns left.. of x_pad
+    q_lo, q_hi, t_h = _phase_range(height, kh, stride, top)
+    r_lo, r_hi, t_w = _phase_range(width, kw, stride, left)
     # rows q - m for q in [q_lo, q_hi), m in [0, t): g rows [q_lo - t + 1, q_hi), zeros outside g
     pads = (t_h - 1 - q_lo, q_hi - out_h, t_w - 1 - r_lo, r_hi - out_w)
     w_phases = _phase_kernels(w, stride)                                      # (t*t*F, s*s*C)
@@ -181,11 +201,11 @@ def _subpixel(g, w, x_shape, stride, padding):
     phases = x_pad.reshape(batch, q_hi - q_lo, stride, r_hi - r_lo, stride, c_in).transpose(0, 1, 3, 2, 4, 5)
     for n, rows in _im2col_chunks(g, t_h, t_w, 1, pads, q_hi - q_lo, r_hi - r_lo):
         phases[n] = (rows @ w_phases).reshape(phases[n].shape)            # (b*Q*Q', s*s*C) -> (b, Q, Q', s, s, C)
-    top, left = padding - stride * q_lo, padding - stride * r_lo
+    top, left = top - stride * q_lo, left - stride * r_lo
     return x_pad[:, top:top + height, left:left + width, :]
 
 
-def _conv_input_grad(g, w, x_shape, stride, padding):
+def _conv_input_grad(g, w, x_shape, stride, pads):
     """d<g, conv2d(x, w)>/dx for g (B, Ho, Wo, F): returns (B, H, W, C). Also conv_transpose2d.
 
     Two exact algorithms; the cheaper one is the one that copies fewer numbers per pixel:
@@ -197,8 +217,8 @@ def _conv_input_grad(g, w, x_shape, stride, padding):
     t_h, t_w = -(-kh // stride), -(-kw // stride)
     # 2: a gathered number costs about half a scattered one (measured crossover, OpenBLAS/AVX-512)
     if 2 * kh * kw * c_in < t_h * t_w * c_out:
-        return _col2im(g, w, x_shape, stride, padding)
-    return _subpixel(g, w, x_shape, stride, padding)
+        return _col2im(g, w, x_shape, stride, pads)
+    return _subpixel(g, w, x_shape, stride, pads)
 
 
 @primitive
@@ -208,24 +228,27 @@ def conv2d(x, w, stride=1, padding=0):
     x: (B, H, W, C), w: (kh, kw, C, F) -> y: (B, Ho, Wo, F),
     Ho = (H + 2p - kh) // s + 1, and
     y[n,i,j,f] = sum_{u,v,c} x_pad[n, s*i+u, s*j+v, c] w[u,v,c,f].
+    `padding` is an int p, or ((top, bottom), (left, right)) for one-sided padding (the
+    PixelCNN's causal convolutions pad only above and to the sides; then
+    Ho = (H + top + bottom - kh) // s + 1).
     """
-    stride, padding = _check_args("conv2d", x, w, stride, padding)
+    stride, pads = _check_args("conv2d", x, w, stride, padding)
     kh, kw, c_in, _ = w.shape
     if x.shape[3] != c_in:
         raise ValueError(f"conv2d: x has {x.shape[3]} channels but w of shape {w.shape} "
                          f"expects (kh, kw, C_in={x.shape[3]}, C_out)")
-    if kh > x.shape[1] + 2 * padding or kw > x.shape[2] + 2 * padding:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input "
-                         f"{x.shape[1] + 2 * padding}x{x.shape[2] + 2 * padding}")
-    return _conv_forward(x, w, stride, padding)
+    padded_h, padded_w = x.shape[1] + pads[0] + pads[1], x.shape[2] + pads[2] + pads[3]
+    if kh > padded_h or kw > padded_w:
+        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {padded_h}x{padded_w}")
+    return _conv_forward(x, w, stride, pads)
 
 
 def conv2d_vjp_x(ans, x, w, stride=1, padding=0):
-    return lambda g: _conv_input_grad(g, w, x.shape, stride, padding)
+    return lambda g: _conv_input_grad(g, w, x.shape, stride, _pads(padding))
 
 
 def conv2d_vjp_w(ans, x, w, stride=1, padding=0):
-    return lambda g: _conv_weight_grad(x, g, w.shape, stride, padding)
+    return lambda g: _conv_weight_grad(x, g, w.shape, stride, _pads(padding))
 
 
 defvjp(conv2d, conv2d_vjp_x, conv2d_vjp_w)
@@ -242,7 +265,9 @@ def conv_transpose2d(y, w, stride=1, padding=0, output_padding=0):
     `output_padding` (< stride) adds the rows a strided conv2d may have dropped, so
     conv_transpose2d(conv2d(x, w, s, p), w, s, p, op) can return x's exact shape.
     """
-    stride, padding = _check_args("conv_transpose2d", y, w, stride, padding, x_label="y")
+    if onp.ndim(padding) != 0:
+        raise ValueError(f"conv_transpose2d: padding must be an integer >= 0, got {padding!r}")
+    stride, pads = _check_args("conv_transpose2d", y, w, stride, padding, x_label="y")
     kh, kw, c_in, c_out = w.shape
     if y.shape[3] != c_out:
         raise ValueError(f"conv_transpose2d: y has {y.shape[3]} channels but w of shape {w.shape} "
@@ -257,17 +282,17 @@ def conv_transpose2d(y, w, stride=1, padding=0, output_padding=0):
     if height < 1 or width < 1:
         raise ValueError(f"conv_transpose2d: output would be {height}x{width}; "
                          f"padding {padding} is too large for input {y.shape[1:3]} and kernel {kh}x{kw}")
-    return _conv_input_grad(y, w, (y.shape[0], height, width, c_in), stride, padding)
+    return _conv_input_grad(y, w, (y.shape[0], height, width, c_in), stride, pads)
 
 
 def conv_transpose2d_vjp_y(ans, y, w, stride=1, padding=0, output_padding=0):
     # The adjoint of the adjoint is conv2d itself.
-    return lambda g: _conv_forward(g, w, stride, padding)
+    return lambda g: _conv_forward(g, w, stride, _pads(padding))
 
 
 def conv_transpose2d_vjp_w(ans, y, w, stride=1, padding=0, output_padding=0):
     # <conv_transpose2d(y, w), g> = <y, conv2d(g, w)>, so dw is conv2d's weight grad at (g, y).
-    return lambda g: _conv_weight_grad(g, y, w.shape, stride, padding)
+    return lambda g: _conv_weight_grad(g, y, w.shape, stride, _pads(padding))
 
 
 defvjp(conv_transpose2d, conv_transpose2d_vjp_y, conv_transpose2d_vjp_w)

@@ -40,10 +40,16 @@ DTYPE_TOL = {onp.float32: 1e-5, onp.float64: 1e-12}
 
 # ---------------------------------------------------------------- oracles (slow, obvious)
 
+def pad_width(padding):
+    """np.pad's pad_width for an NHWC array from conv2d's padding (int or ((top, bottom), (left, right)))."""
+    rows, cols = ((padding, padding), (padding, padding)) if onp.ndim(padding) == 0 else padding
+    return ((0, 0), tuple(rows), tuple(cols), (0, 0))
+
+
 def loop_conv2d(x, w, stride, padding):
     """y[n,i,j,f] = sum_{u,v,c} x_pad[n, s*i+u, s*j+v, c] w[u,v,c,f], one output pixel at a time."""
     kh, kw, _, c_out = w.shape
-    x_pad = onp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="constant")
+    x_pad = onp.pad(x, pad_width(padding), mode="constant")
     out_h = (x_pad.shape[1] - kh) // stride + 1
     out_w = (x_pad.shape[2] - kw) // stride + 1
     y = onp.zeros((x.shape[0], out_h, out_w, c_out), x.dtype)
@@ -73,7 +79,7 @@ def loop_conv_transpose2d(y, w, stride, padding, output_padding=(0, 0)):
 def ref_conv2d(x, w, stride, padding):
     """The same conv in differentiable autograd.numpy: one shifted, strided slice per tap."""
     kh, kw, _, _ = w.shape
-    x_pad = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode="constant")
+    x_pad = np.pad(x, pad_width(padding), mode="constant")
     out_h = (x_pad.shape[1] - kh) // stride + 1
     out_w = (x_pad.shape[2] - kw) // stride + 1
     taps = [np.dot(x_pad[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride, :],
@@ -221,8 +227,46 @@ def test_both_input_grad_algorithms_match_loop(rng, kernel, stride, padding, hei
     x, w = random_case(rng, kernel, height, width)
     g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
     op = op_pair(x.shape, kernel, stride, padding)
-    dx = getattr(conv_module, algorithm)(g, w, x.shape, stride, padding)
+    dx = getattr(conv_module, algorithm)(g, w, x.shape, stride, (padding,) * 4)
     onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
+
+
+# One-sided padding ((top, bottom), (left, right)): the PixelCNN's cropped causal kernels.
+ONE_SIDED_CASES = [
+    (3, 1, ((1, 0), (1, 1)), 5, 6),    # a 3x3 mask-B kernel cropped to its 2 causal rows, padded above
+    (2, 1, ((1, 0), (1, 1)), 4, 5),
+    (4, 2, ((2, 1), (0, 3)), 7, 6),
+    (3, 2, ((0, 2), (2, 0)), 5, 5),
+    (1, 1, ((0, 1), (2, 0)), 3, 4),
+]
+
+
+@pytest.mark.parametrize("c_in,c_out", CHANNELS)
+@pytest.mark.parametrize("kernel,stride,padding,height,width", ONE_SIDED_CASES)
+def test_one_sided_padding_matches_oracles(rng, kernel, stride, padding, height, width, c_in, c_out):
+    # Forward against the loop; the hand VJPs (both input-grad algorithms) against autograd
+    # differentiating the slicing reference; finite differences on top.
+    x, w = random_case(rng, kernel, height, width, c_in, c_out)
+    y = conv2d(x, w, stride, padding)
+    onp.testing.assert_allclose(y, loop_conv2d(x, w, stride, padding), rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
+    dx_ref, dw_ref = grad(loss(ref_conv2d), (0, 1))(x, w)
+    onp.testing.assert_allclose(grad(loss(conv2d), 1)(x, w), dw_ref, rtol=1e-10, atol=1e-12)
+    pads = (padding[0][0], padding[0][1], padding[1][0], padding[1][1])
+    for algorithm in ("_col2im", "_subpixel"):
+        dx = getattr(conv_module, algorithm)(g, w, x.shape, stride, pads)
+        onp.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
+    check_grads(lambda x_, w_: conv2d(x_, w_, stride, padding), modes=["rev"], order=1)(x, w)
+
+
+def test_one_sided_padding_equals_explicit_pad(rng):
+    # padding=((t, b), (l, r)) is conv2d of the zero-padded input with padding 0.
+    x, w = random_case(rng, 3, 5, 6)
+    padding = ((2, 0), (1, 2))
+    onp.testing.assert_allclose(conv2d(x, w, 1, padding),
+                                conv2d(onp.pad(x, pad_width(padding)), w, 1, 0), rtol=1e-12, atol=1e-12)
+    onp.testing.assert_array_equal(conv2d(x, w, 2, ((1, 1), (1, 1))), conv2d(x, w, 2, 1))
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 6000])
@@ -265,6 +309,11 @@ def test_float32_is_preserved_through_gradients(rng):
     (lambda x, w: conv2d(x.astype(onp.int64), w), r"float32/float64 .*int64"),
     (lambda x, w: conv2d(x, w[0]), r"\(kh, kw, C_in, C_out\)"),
     (lambda x, w: conv2d(x, w, padding=-1), r"padding must be an integer >= 0"),
+    (lambda x, w: conv2d(x, w, padding=((1, -1), (0, 0))), r"padding must be .*\(\(top, bottom\), \(left, right\)\)"),
+    (lambda x, w: conv2d(x, w, padding=((1,), (0, 0))), r"padding must be"),
+    (lambda x, w: conv2d(x, w, padding="same"), r"padding must be"),
+    (lambda x, w: conv2d(x[:, :1], w, padding=((1, 0), (1, 1))), r"kernel 3x3 is larger than the padded input 2x7"),
+    (lambda x, w: conv_transpose2d(x[..., :2], w, padding=((1, 0), (1, 1))), r"padding must be an integer"),
     (lambda x, w: conv_transpose2d(x, w), r"y has 3 channels .*C_out=3"),
     (lambda x, w: conv_transpose2d(x[..., :2], w, stride=2, output_padding=2), r"output_padding .*\[0, stride\)"),
     (lambda x, w: conv_transpose2d(x[..., :2], w, stride=1, output_padding=(0, 1)), r"output_padding"),
