@@ -58,8 +58,7 @@ def StackConv(out_channels, kernel_shape, pad):
         return (height + top + bottom - kh + 1, width + left + right - kw + 1, out_channels), params
 
     def apply(params, x):
-        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode="constant")
-        return conv2d(x, params["w"]) + params["b"]
+        return conv2d(x, params["w"], padding=((top, bottom), (left, right))) + params["b"]
 
     return init, apply
 

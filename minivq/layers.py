@@ -25,14 +25,38 @@ def _uniform(rng, shape, fan_in, dtype=onp.float32):
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
+def _mask_crop(mask, kernel_size, padding):
+    """Where a fixed mask lets the kernel see: (rows, cols, padding) of the cropped conv, or None.
+
+    The rows and columns of the kernel that the mask zeroes entirely contribute nothing, so
+    they can be cut off and the padding on that side cut by as much: the conv of the
+    cropped kernel over the input padded ((top, bottom), (left, right)) gives the same
+    output. For a causal 7x7 mask that skips 3 of 7 rows, for 3x3 one of 3.
+    """
+    k = kernel_size
+    seen = onp.broadcast_to(mask, onp.broadcast_shapes(mask.shape, (k, k, 1, 1))).any(axis=(2, 3))  # (k, k)
+    if not seen.any():
+        return None
+    rows, cols = onp.flatnonzero(seen.any(axis=1)), onp.flatnonzero(seen.any(axis=0))
+    top, bottom = padding - rows[0], padding - (k - 1 - rows[-1])
+    left, right = padding - cols[0], padding - (k - 1 - cols[-1])
+    if min(top, bottom, left, right) < 0:   # cropping would also have to cut the input: keep it simple
+        return None
+    return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1),
+            ((int(top), int(bottom)), (int(left), int(right))))
+
+
 def Conv2d(out_channels, kernel_size, stride=1, padding=0, mask=None):
     """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels).
 
     `mask` (optional, broadcastable to the HWIO weight) is fixed: apply uses
     `w * mask`, so masked weights get exactly zero gradient and are never edited.
+    Kernel rows and columns the mask zeroes entirely are cropped away before the conv
+    (see _mask_crop): same output, fewer multiplies.
     """
     k = kernel_size
     fixed_mask = None if mask is None else onp.asarray(mask, dtype=onp.float32)
+    crop = None if mask is None else _mask_crop(fixed_mask, k, padding)
 
     def init(rng, in_shape):
         height, width, c_in = in_shape
@@ -46,8 +70,13 @@ def Conv2d(out_channels, kernel_size, stride=1, padding=0, mask=None):
         return out_shape, params
 
     def apply(params, x):
-        w = params["w"] if fixed_mask is None else params["w"] * fixed_mask.astype(params["w"].dtype)
-        return conv2d(x, w, stride, padding) + params["b"]
+        if fixed_mask is None:
+            return conv2d(x, params["w"], stride, padding) + params["b"]
+        w = params["w"] * fixed_mask.astype(params["w"].dtype)
+        if crop is None:
+            return conv2d(x, w, stride, padding) + params["b"]
+        rows, cols, cropped_padding = crop
+        return conv2d(x, w[rows, cols], stride, cropped_padding) + params["b"]
 
     return init, apply
 

@@ -130,3 +130,43 @@ def test_masked_conv_weights_get_zero_gradient_and_never_change_under_adam():
     onp.testing.assert_array_equal(new["w"][masked], params["w"][masked])
     assert not onp.array_equal(new["w"][~masked], params["w"][~masked])
     check_layer_grads((init, apply), (4, 4, 2))
+
+
+def _causal(k, centre_included):
+    mask = onp.zeros((k, k, 1, 1), onp.float32)
+    mask[:k // 2] = 1
+    mask[k // 2, :k // 2 + centre_included] = 1
+    return mask
+
+
+def _corner_mask():
+    mask = onp.zeros((5, 5, 1, 1), onp.float32)
+    mask[1:3, 2:4] = 1                 # zero rows and columns on every side
+    return mask
+
+
+@pytest.mark.parametrize("mask, kernel, stride, padding, cropped", [
+    (_causal(7, False), 7, 1, 3, ((0, 4), (0, 7), ((3, 0), (3, 3)))),
+    (_causal(3, True), 3, 1, 1, ((0, 2), (0, 3), ((1, 0), (1, 1)))),
+    (_causal(3, True), 3, 2, 1, ((0, 2), (0, 3), ((1, 0), (1, 1)))),
+    (_corner_mask(), 5, 1, 2, ((1, 3), (2, 4), ((1, 0), (0, 1)))),
+    (_corner_mask(), 5, 1, 0, None),   # cropping would need negative padding: conv the full kernel
+    (onp.zeros((3, 3, 1, 1), onp.float32), 3, 1, 1, None),
+])
+def test_masked_conv_crops_the_kernel_and_keeps_the_output(mask, kernel, stride, padding, cropped):
+    # The cropped conv against the uncropped conv of the masked kernel (the plain path).
+    from minivq.layers import _mask_crop
+    crop = _mask_crop(mask, kernel, padding)
+    if cropped is None:
+        assert crop is None
+    else:
+        (r0, r1), (c0, c1), pads = cropped
+        assert crop == (slice(r0, r1), slice(c0, c1), pads)
+    init, apply = Conv2d(3, kernel, stride, padding, mask=mask)
+    rng = onp.random.default_rng(1)
+    _, params = init(rng, (7, 6, 2))
+    x = rng.normal(size=(2, 7, 6, 2))
+    params64 = {k: v.astype(onp.float64) for k, v in params.items()}
+    expected = conv2d(x, params64["w"] * mask, stride, padding) + params64["b"]
+    onp.testing.assert_allclose(apply(params64, x), expected, rtol=1e-12, atol=1e-12)
+    check_layer_grads((init, apply), (5, 6, 2))
