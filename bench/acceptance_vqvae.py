@@ -8,6 +8,7 @@ wall time, for these variants (run one after the other):
     plain    paper Eq. 3: MSE + codebook loss + 0.25 commitment, codebook init +-1/K
     ema      EMA codebook (decay 0.99, Laplace eps 1e-5) + 0.25 commitment (App. A.1)
     restart  plain + re-seeding codes unused for `restart_after` batches
+    ema-restart  both: EMA codebook and dead-code restarts
     ae       the plain autoencoder with the same encoder/decoder (no quantization)
     torch    (optional, not in the default list) bench/torch_reference.py's PyTorch VQ-VAE
              trained the same way, from the same initial weights and batch order as
@@ -41,6 +42,7 @@ VARIANTS = {
     "plain": {},
     "ema": {"codebook_update": "ema"},
     "restart": {"restart_after": 100},   # the quantize.py default: 100 batches = 627k vectors unseen
+    "ema-restart": {"codebook_update": "ema", "restart_after": 100},
     "ae": None,                          # plain autoencoder
     "torch": None,                       # PyTorch reference, see run_torch
 }
