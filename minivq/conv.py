@@ -109,10 +109,9 @@ def _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
     at a time, so each copy is still in cache for the matmul that reads it.
     """
     c_in = x.shape[3]
-    x_pad = _pad_or_crop(x, *pads)
+    windows = _windows(_pad_or_crop(x, *pads), kh, kw, stride, out_h, out_w)   # (B, Ho, Wo, kh, kw, C), a view
     for n in _batch_chunks(x.shape[0], out_h * out_w * kh * kw * c_in * x.itemsize):
-        windows = _windows(x_pad[n], kh, kw, stride, out_h, out_w)   # (b, Ho, Wo, kh, kw, C), a view
-        yield n, windows.reshape(-1, kh * kw * c_in)                  # the copy
+        yield n, windows[n].reshape(-1, kh * kw * c_in)                        # the copy
 
 
 def _conv_forward(x, w, stride, pads):
