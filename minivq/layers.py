@@ -119,6 +119,35 @@ def Dense(out_features):
     return init, apply
 
 
+@primitive
+def gather_rows(table, indices):
+    """table[indices]: table (K, D), integer indices (...) -> (..., D).
+
+    The embedding lookup and the quantizer's codebook gather. A primitive for its VJP:
+    autograd's own scatters with np.add.at, several times slower than the segment sum below.
+    """
+    return table[indices]
+
+
+def gather_rows_vjp_table(ans, table, indices):
+    # d table[k] = sum of the upstream rows g[n] with indices[n] == k: sort the rows by
+    # index and add each run of equal indices with one reduceat.
+    def vjp(g):
+        flat = onp.asarray(indices).reshape(-1)
+        order = onp.argsort(flat, kind="stable")
+        sorted_indices = flat[order]
+        starts = onp.flatnonzero(onp.r_[True, sorted_indices[1:] != sorted_indices[:-1]])
+        grad = onp.zeros(table.shape, g.dtype)
+        if flat.size:
+            rows = g.reshape(flat.size, -1)[order]
+            grad[sorted_indices[starts]] = onp.add.reduceat(rows, starts, axis=0)
+        return grad
+    return vjp
+
+
+defvjp(gather_rows, gather_rows_vjp_table, None)
+
+
 def Embedding(num_embeddings, dim):
     """Lookup table, integer indices (...) -> vectors (..., dim); table ~ N(0, 1) as in PyTorch."""
     def init(rng, in_shape):
@@ -132,7 +161,7 @@ def Embedding(num_embeddings, dim):
         if indices.size and (indices.min() < 0 or indices.max() >= num_embeddings):
             raise ValueError(f"Embedding: indices must lie in [0, {num_embeddings}), "
                              f"got range [{indices.min()}, {indices.max()}]")
-        return params["table"][indices]
+        return gather_rows(params["table"], indices)
 
     return init, apply
 

@@ -29,6 +29,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
+from minivq.layers import gather_rows
 from minivq.stopgrad import stop_gradient, straight_through
 
 QuantizerOutput = namedtuple(
@@ -119,7 +120,7 @@ def quantize(codebook, z_e, beta=0.25):
     """
     _check_codebook(codebook)
     indices = nearest_codes(z_e, codebook)                      # (...)
-    e = codebook[indices]                                       # (..., d), grads reach used rows
+    e = gather_rows(codebook, indices)                          # (..., d), grads reach used rows
     # Eq. 3, second term: moves the codes toward the encoder outputs; sg[z_e] holds z_e fixed.
     codebook_loss = _mean(stop_gradient(z_e) - e)
     # Eq. 3, third term: commits the encoder to its code; sg[e] holds the codebook fixed.

@@ -3,10 +3,11 @@ import autograd.numpy as np
 import numpy as onp
 import pytest
 from autograd import grad
+from autograd.test_util import check_grads
 
 from minivq.conv import conv2d
 from minivq.layers import (Conv2d, ConvTranspose2d, Dense, Embedding, Flatten, Relu, Reshape,
-                           Residual, Sigmoid, Tanh, relu, serial)
+                           Residual, Sigmoid, Tanh, gather_rows, relu, serial)
 from minivq.optim import adam
 from minivq.testing import check_layer_grads
 from minivq.tree import tree_count
@@ -170,3 +171,22 @@ def test_masked_conv_crops_the_kernel_and_keeps_the_output(mask, kernel, stride,
     expected = conv2d(x, params64["w"] * mask, stride, padding) + params64["b"]
     onp.testing.assert_allclose(apply(params64, x), expected, rtol=1e-12, atol=1e-12)
     check_layer_grads((init, apply), (5, 6, 2))
+
+
+@pytest.mark.parametrize("indices", [
+    onp.array([[0, 2, 2], [4, 0, 2]]),          # repeats, unused rows 1 and 3
+    onp.arange(5)[::-1].reshape(5, 1, 1),
+    onp.zeros((0, 3), onp.int64),               # nothing gathered: zero gradient
+])
+def test_gather_rows_vjp_matches_autograd_indexing(indices):
+    # The segment-sum VJP against autograd's own derivative of table[indices] (np.add.at).
+    rng = onp.random.default_rng(0)
+    table = rng.normal(size=(5, 3))
+    weights = rng.normal(size=indices.shape + (3,))
+    ours = grad(lambda t: np.sum(gather_rows(t, indices) * weights))(table)
+    reference = grad(lambda t: np.sum(t[indices] * weights))(table)
+    onp.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-12)
+    onp.testing.assert_array_equal(gather_rows(table, indices), table[indices])
+    if indices.size:
+        check_grads(lambda t: gather_rows(t, indices), modes=["rev"], order=1)(table)
+    assert grad(lambda t: np.sum(gather_rows(t, indices) ** 2))(table.astype(onp.float32)).dtype == onp.float32
