@@ -1,13 +1,22 @@
 """Time forward + backward of minivq's conv primitives against torch on the VQ-VAE's shapes.
 
-    python -m bench.bench_conv [--batch 128] [--repeat 15] [--warmup 3] [--stat median|min] [--threads 2]
+    python -m bench.bench_conv [--batch 128] [--repeat 15] [--warmup 3] [--stat median|min] [--threads 2] [--pause 0.15]
 
 For every shape: y = f(x, w), then both VJPs with a fixed upstream gradient, float32.
 minivq calls the primitive and its two registered VJP makers directly (what autograd
 runs, without the zeros-and-add autograd spends on differentiating w.r.t. an input
 tuple); torch runs `torch.autograd.grad` on 2 threads, inputs converted to NCHW outside
-the timed region. The two are timed alternately, so a noisy neighbour hurts both; the
-table reports the median (or --stat min) over repeats after warm-up, and the load average.
+the timed region. The two are timed alternately, the order flipped every repeat, so a noisy
+neighbour hurts both; the table reports the median (or --stat min) over repeats after
+warm-up, and the load average.
+
+Each timed call is the second of a pair: sleep --pause seconds (default 0.15), one untimed
+call, then the timed one. Both libraries leave their worker threads spinning after a
+parallel call (OpenBLAS for 2^28 cycles, ~0.1 s; torch's OpenMP pool likewise): a call
+right after the other library's shares its cores with those spinners (measured here: 64->32
+k3 on 7x7 took 10.2 ms that way, 6.0 ms alone). After the pause the other library's threads
+are asleep, and the untimed call wakes the own pool (torch's 1x1 conv took 9.8 ms straight
+after a pause, 4.3 ms warm), so the timed call sees what a training loop sees.
 
 Prints numpy's float32 matmul GFLOP/s from the same run as a yardstick. `--threads` sets
 torch's threads only; numpy's BLAS threads are fixed at start-up by OPENBLAS_NUM_THREADS
@@ -82,7 +91,23 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def main(batch=128, repeat=15, warmup=3, stat="median", threads=2):
+def time_alternately(steps, repeat, warmup, pause):
+    """(repeat, len(steps)) seconds: one timed call of each step per repeat, the order
+    flipped every repeat; each after `pause` seconds of sleep and one untimed call."""
+    for _ in range(warmup):
+        for s in steps:
+            s()
+    times = onp.zeros((repeat, len(steps)))
+    for r in range(repeat):
+        order = range(len(steps)) if r % 2 == 0 else reversed(range(len(steps)))
+        for i in order:
+            time.sleep(pause)
+            steps[i]()
+            times[r, i] = _timed(steps[i])
+    return times
+
+
+def main(batch=128, repeat=15, warmup=3, stat="median", threads=2, pause=0.15):
     try:
         import torch
         torch.set_num_threads(threads)
@@ -98,11 +123,7 @@ def main(batch=128, repeat=15, warmup=3, stat="median", threads=2):
     for kind, c_in, c_out, kernel, stride, padding, size in SHAPES:
         step, arrays = make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
         steps = [step] + ([make_torch_step(torch, kind, stride, padding, arrays)] if torch else [])
-        for _ in range(warmup):
-            for s in steps:
-                s()
-        times = onp.array([[_timed(s) for s in steps] for _ in range(repeat)])   # (repeat, 1 or 2)
-        ms = reduce(times, axis=0) * 1e3
+        ms = reduce(time_alternately(steps, repeat, warmup, pause), axis=0) * 1e3
         label = f"{kind} {c_in}->{c_out} k{kernel} s{stride} p{padding} {size}x{size}"
         if torch:
             ratios.append(ms[0] / ms[1])
@@ -125,5 +146,6 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--stat", choices=["median", "min"], default="median")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--pause", type=float, default=0.15, help="seconds slept before each timed call")
     args = parser.parse_args()
-    main(args.batch, args.repeat, args.warmup, args.stat, args.threads)
+    main(args.batch, args.repeat, args.warmup, args.stat, args.threads, args.pause)

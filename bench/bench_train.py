@@ -183,9 +183,13 @@ def torch_prior_like(torch, ref, params):
 def time_interleaved(runners, repeats, warmup, pause):
     """Median seconds of each runner; one call of each per repeat, the order flipped every repeat.
 
-    Sleeps `pause` seconds before every timed call: after a BLAS call OpenBLAS keeps its
-    worker threads spinning for 2^28 cycles (~0.1 s here; OPENBLAS_THREAD_TIMEOUT), which
-    would steal a core from a torch step that follows a minivq step at once.
+    Before every timed call: sleeps `pause` seconds, then makes one untimed call. After a
+    BLAS call OpenBLAS keeps its worker threads spinning for 2^28 cycles (~0.1 s here;
+    OPENBLAS_THREAD_TIMEOUT), and torch's OpenMP pool likewise, which would steal a core
+    from the other framework's call that follows at once; after the pause those threads
+    sleep, and the untimed call wakes the framework's own pool, so the timed call runs
+    warm, as in a training loop (torch's small convs took twice as long straight after a
+    pause as warm; see bench_conv.py).
     """
     for _ in range(warmup):
         for run in runners.values():
@@ -195,6 +199,7 @@ def time_interleaved(runners, repeats, warmup, pause):
     for repeat in range(repeats):
         for name in names if repeat % 2 == 0 else names[::-1]:
             time.sleep(pause)
+            runners[name]()
             start = time.perf_counter()
             runners[name]()
             times[name].append(time.perf_counter() - start)
