@@ -370,3 +370,41 @@ def test_against_torch(rng, kernel, stride, padding, height, width):
     onp.testing.assert_allclose(vjp_g(x), nhwc(dg_t), rtol=1e-10, atol=1e-12)
     onp.testing.assert_allclose(make_vjp(conv_transpose2d, 1)(g, w, stride, padding, op)[0](x),
                                 dw_tt.numpy().transpose(2, 3, 1, 0), rtol=1e-10, atol=1e-12)
+
+
+# ---------------------------------------------------------------- scratch buffers
+
+def test_results_do_not_alias_the_scratch_buffers(rng):
+    # Temporaries live in reused per-thread buffers; outputs and gradients must not: compute
+    # everything for case A, then for case B, and check A's arrays are still A's answers.
+    x, w = random_case(rng, 3, 7, 6)
+    g = rng.standard_normal(conv2d(x, w, 2, 1).shape)
+    results = [conv2d(x, w, 2, 1), conv_transpose2d(g, w, 2, 1, (0, 1)),
+               make_vjp(conv2d, 1)(x, w, 2, 1)[0](g), make_vjp(conv2d, 0)(x, w, 2, 1)[0](g)]
+    copies = [r.copy() for r in results]
+    x2, w2 = random_case(rng, 3, 7, 6)
+    g2 = rng.standard_normal(g.shape)
+    conv2d(x2, w2, 2, 1), conv_transpose2d(g2, w2, 2, 1, (0, 1)), make_vjp(conv2d, 1)(x2, w2, 2, 1)[0](g2)
+    for result, copy in zip(results, copies):
+        onp.testing.assert_array_equal(result, copy)
+    onp.testing.assert_allclose(results[0], loop_conv2d(x, w, 2, 1), rtol=1e-12, atol=1e-12)
+
+
+def test_threads_get_their_own_scratch(rng):
+    # Two threads convolving different inputs at once must each get their own answer.
+    import threading
+    cases = [random_case(rng, 3, 9, 9, c_in=8, c_out=8, batch=16) for _ in range(4)]
+    expected = [loop_conv2d(x, w, 1, 1) for x, w in cases]
+    errors = []
+
+    def worker(i):
+        for _ in range(20):
+            x, w = cases[i]
+            if not onp.allclose(conv2d(x, w, 1, 1), expected[i], rtol=1e-12, atol=1e-12):
+                errors.append(i)
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
