@@ -277,7 +277,7 @@ def build_parser():
     p.add_argument("--quick", action="store_true",
                    help="tiny networks and a few steps: checks the pipeline in seconds")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo in RUN")
-    for flag, default, what in (("--vqvae-steps", 1500, "VQ-VAE training steps"),
+    for flag, default, what in (("--vqvae-steps", 2000, "VQ-VAE training steps"),
                                 ("--flat-steps", 300, "flat VQ-VAE training steps"),
                                 ("--prior-steps", 1000, "prior training steps"),
                                 ("--batch-size", 128, "VQ-VAE batch size"),

@@ -464,7 +464,7 @@ DEMO_VQVAE = dict(codebook_update="ema", restart_after=100)
 FLAT_VQVAE = dict(kind="flat", hidden=32, res_hidden=16, num_res_blocks=1, codebook_init="kmeans++")
 
 
-def demo(out_dir="runs/demo", vqvae_steps=1500, flat_steps=300, prior_steps=1000, batch_size=128,
+def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000, batch_size=128,
          prior_batch_size=32, eval_every=250, prior_eval_every=100, n_samples=64, seed=0,
          quick=False, resume=False, progress=True, log=print):
     """The whole pipeline on the embedded MNIST: VQ-VAE, flat baseline, codes, prior, samples.
