@@ -224,9 +224,10 @@ def log_softmax(logits):
 def cross_entropy(logits, targets):
     """Mean over cells of -log softmax(logits)[target], in nats. logits (..., K), targets (...) int."""
     num_codes = logits.shape[-1]
-    log_p = np.reshape(log_softmax(logits), (-1, num_codes))    # (N, K), N = all cells
-    targets = onp.reshape(targets, -1)                            # (N,)
-    return -np.mean(log_p[onp.arange(targets.size), targets])
+    # Pick log p[target] with a one-hot mask, not log_p[arange, targets]: autograd's VJP of
+    # that gather scatters with np.add.at. sum / size keeps float32 gradients float32.
+    one_hot = onp.asarray(targets)[..., None] == onp.arange(num_codes)   # (..., K) bool
+    return -np.sum(log_softmax(logits) * one_hot) / one_hot[..., 0].size
 
 
 def _prior_inputs(config, indices, codes):

@@ -280,3 +280,15 @@ def test_bad_inputs_raise(rng):
         prior_loss(codes_params, idx, codes=onp.zeros((2, 4, 4, 2)))
     with pytest.raises(ValueError, match="float code vectors"):
         pixelcnn_logits(codes_params, idx)
+
+
+def test_cross_entropy_gradient_is_softmax_minus_one_hot():
+    # Closed form: d mean_n(-log softmax(l_n)[t_n]) / d l_n = (softmax(l_n) - onehot(t_n)) / N.
+    rng = onp.random.default_rng(3)
+    logits = rng.normal(size=(2, 3, 3, 5))
+    targets = rng.integers(0, 5, size=(2, 3, 3))
+    softmax = onp.exp(logits) / onp.exp(logits).sum(-1, keepdims=True)
+    expected = (softmax - onp.eye(5)[targets]) / targets.size
+    onp.testing.assert_allclose(grad(cross_entropy)(logits, targets), expected, rtol=1e-12, atol=1e-15)
+    check_grads(lambda l: cross_entropy(l, targets), modes=["rev"], order=1)(logits)
+    assert grad(cross_entropy)(logits.astype(onp.float32), targets).dtype == onp.float32
