@@ -46,6 +46,27 @@ def _mask_crop(mask, kernel_size, padding):
             ((int(top), int(bottom)), (int(left), int(right))))
 
 
+@primitive
+def crop_kernel(w, rows, cols):
+    """w[rows, cols] for slices rows, cols of the two kernel axes: (kh, kw, C, F) -> (h', w', C, F).
+
+    A primitive for its VJP, the gradient written into a zero kernel: autograd's own
+    getitem VJP scatters with np.add.at, several times slower.
+    """
+    return w[rows, cols]
+
+
+def crop_kernel_vjp_w(ans, w, rows, cols):
+    def vjp(g):
+        grad = onp.zeros(w.shape, g.dtype)
+        grad[rows, cols] = g
+        return grad
+    return vjp
+
+
+defvjp(crop_kernel, crop_kernel_vjp_w)
+
+
 def Conv2d(out_channels, kernel_size, stride=1, padding=0, mask=None):
     """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels).
 
@@ -76,7 +97,7 @@ def Conv2d(out_channels, kernel_size, stride=1, padding=0, mask=None):
         if crop is None:
             return conv2d(x, w, stride, padding) + params["b"]
         rows, cols, cropped_padding = crop
-        return conv2d(x, w[rows, cols], stride, cropped_padding) + params["b"]
+        return conv2d(x, crop_kernel(w, rows, cols), stride, cropped_padding) + params["b"]
 
     return init, apply
 

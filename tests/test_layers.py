@@ -190,3 +190,15 @@ def test_gather_rows_vjp_matches_autograd_indexing(indices):
     if indices.size:
         check_grads(lambda t: gather_rows(t, indices), modes=["rev"], order=1)(table)
     assert grad(lambda t: np.sum(gather_rows(t, indices) ** 2))(table.astype(onp.float32)).dtype == onp.float32
+
+
+def test_crop_kernel_vjp_matches_autograd_slicing():
+    from minivq.layers import crop_kernel
+    rng = onp.random.default_rng(2)
+    w = rng.normal(size=(5, 5, 2, 3))
+    weights = rng.normal(size=(2, 3, 2, 3))
+    rows, cols = slice(1, 3), slice(2, 5)
+    ours = grad(lambda w_: np.sum(crop_kernel(w_, rows, cols) * weights))(w)
+    reference = grad(lambda w_: np.sum(w_[rows, cols] * weights))(w)
+    onp.testing.assert_array_equal(ours, reference)
+    check_grads(lambda w_: crop_kernel(w_, rows, cols), modes=["rev"], order=1)(w)
