@@ -1,0 +1,129 @@
+"""What each speed measure in minivq buys: the same training step with one measure switched off.
+
+    python -m bench.ablations [--rounds 8] [--steps 4] [--batch 128]
+
+Every variant runs in this one process, and the variants take turns: each round runs
+`--steps` timed steps of every variant (after one untimed step), so a slow spell of the
+machine hits all of them alike. The table gives the median over rounds of each round's
+median step time, and the minor page faults per step (getrusage), for:
+
+    vqvae / prior                  the reference models as they are (minivq defaults)
+    vqvae / prior, fresh arrays    conv temporaries (padded input, im2col rows, GEMM
+                                   products) allocated anew instead of in the per-thread
+                                   scratch buffers of minivq/conv.py
+    prior, full masked kernels     the PixelCNN's causal kernels convolved whole (zeros
+                                   included) instead of cropped to the rows the mask keeps
+    vqvae / prior, chunk N KiB     im2col batch chunks of N KiB instead of the default
+
+No torch needed: this compares minivq with itself.
+"""
+import argparse
+import resource
+import statistics
+import time
+
+import numpy as onp
+
+import minivq.conv as conv_module
+import minivq.layers as layers_module
+from minivq import pixelcnn
+from minivq.data import load_mnist_embedded
+from minivq.optim import adam
+from minivq.train import value_grad_and_aux
+from minivq.vqvae import build_vqvae
+
+NUM_CODES = 64
+CHUNK_KIB = (512, 8192, 32768)   # the default is 2048
+
+
+def training_step(loss_fn, params):
+    """step(batch): one value_and_grad + Adam update, as in minivq.train.train."""
+    opt_init, opt_update = adam(1e-3)
+    state = {"params": params, "opt": opt_init(params)}
+
+    def step(batch):
+        _, grads, _ = value_grad_and_aux(loss_fn, state["params"], batch)
+        state["params"], state["opt"] = opt_update(state["params"], grads, state["opt"])
+    return step
+
+
+def prior_step(params, crop):
+    """A prior training step on a network built with or without the masked-kernel crop."""
+    original = layers_module._mask_crop
+    if not crop:
+        layers_module._mask_crop = lambda *args: None
+    try:
+        config = pixelcnn.make_config(num_codes=NUM_CODES)
+        _, apply = pixelcnn._network.__wrapped__(tuple(sorted(config.items())))   # uncached build
+    finally:
+        layers_module._mask_crop = original
+    return training_step(lambda p, grids: (pixelcnn.cross_entropy(apply(p, grids), grids), {}), params)
+
+
+def fresh_arrays(slot, shape, dtype):
+    return onp.empty(shape, dtype)
+
+
+def with_settings(step, scratch=True, chunk_bytes=None):
+    """step wrapped so that it runs with the given conv settings, restored afterwards."""
+    def run(batch):
+        saved = conv_module._scratch_array, conv_module._CHUNK_BYTES
+        if not scratch:
+            conv_module._scratch_array = fresh_arrays
+        if chunk_bytes:
+            conv_module._CHUNK_BYTES = chunk_bytes
+        try:
+            step(batch)
+        finally:
+            conv_module._scratch_array, conv_module._CHUNK_BYTES = saved
+    return run
+
+
+def main(rounds=8, steps=4, batch=128):
+    rng = onp.random.default_rng(0)
+    model = build_vqvae()
+    images = load_mnist_embedded().x_train[:batch]
+    grids = rng.integers(0, NUM_CODES, (batch, 7, 7))
+    prior_params = pixelcnn.init_pixelcnn(rng, {"num_codes": NUM_CODES})
+    vqvae_step = training_step(model.loss_and_aux, model.init(rng))
+    cropped_prior = prior_step(prior_params, crop=True)
+    variants = {
+        "vqvae": (vqvae_step, images),
+        "vqvae, fresh arrays": (with_settings(vqvae_step, scratch=False), images),
+        "prior": (cropped_prior, grids),
+        "prior, fresh arrays": (with_settings(cropped_prior, scratch=False), grids),
+        "prior, full masked kernels": (prior_step(prior_params, crop=False), grids),
+    }
+    for kib in CHUNK_KIB:
+        variants[f"vqvae, chunk {kib} KiB"] = (with_settings(vqvae_step, chunk_bytes=kib << 10), images)
+        variants[f"prior, chunk {kib} KiB"] = (with_settings(cropped_prior, chunk_bytes=kib << 10), grids)
+    times = {name: [] for name in variants}
+    faults = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, (step, data) in variants.items():
+            step(data)                                            # untimed: warm caches and threads
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            seconds = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                step(data)
+                seconds.append(time.perf_counter() - start)
+            faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps)
+            times[name].append(statistics.median(seconds))
+    print(f"batch {batch}, float32, medians over {rounds} rounds of {steps} steps; "
+          f"default chunk {conv_module._CHUNK_BYTES >> 10} KiB")
+    print(f"{'variant':<30} {'ms/step':>9} {'vs default':>11} {'page faults/step':>17}")
+    for name in variants:
+        default = "vqvae" if name.startswith("vqvae") else "prior"
+        ms = statistics.median(times[name]) * 1e3
+        ratio = ms / (statistics.median(times[default]) * 1e3)
+        print(f"{name:<30} {ms:>9.1f} {ratio:>11.2f} {statistics.median(faults[name]):>17.0f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=128)
+    args = parser.parse_args()
+    main(args.rounds, args.steps, args.batch)
