@@ -3,6 +3,9 @@
     python -m bench.bench_conv [--batch 128] [--repeat 15] [--warmup 3] [--stat median|min] [--threads 2] [--pause 0.15]
 
 For every shape: y = f(x, w), then both VJPs with a fixed upstream gradient, float32.
+Next to it, "GEMMs": the three BLAS matmuls that step performs, alone, on ready-made
+operands (no im2col, no padding, no Python): the floor for im2col convolution with
+numpy's BLAS; "floor" is that time over torch's.
 minivq calls the primitive and its two registered VJP makers directly (what autograd
 runs, without the zeros-and-add autograd spends on differentiating w.r.t. an input
 tuple); torch runs `torch.autograd.grad` on 2 threads, inputs converted to NCHW outside
@@ -62,6 +65,35 @@ def make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rn
     return step, (x, w, g)
 
 
+def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng):
+    """The three BLAS matmuls the minivq step performs, alone, on ready-made float32 operands:
+    the floor that im2col convolution with numpy's BLAS cannot go below.
+
+    Both primitives are the same conv2d read two ways: x (C channels, H x H) -> y (F, Ho x Ho).
+    forward (M, k*k*C) @ (k*k*C, F), weight grad (k*k*C, M) @ (M, F), M = B*Ho*Ho; input grad
+    as minivq.conv._conv_input_grad chooses: (M, F) @ (F, k*k*C) (scatter path) or
+    (B*Q*Q, t*t*F) @ (t*t*F, s*s*C), t = ceil(k/s), Q = ceil(H/s) (gather path).
+    """
+    if kind == "conv":
+        channels, features, height = c_in, c_out, size
+    else:
+        channels, features, height = c_out, c_in, conv_transpose_output_size(size, kernel, stride, padding)
+    out = conv_output_size(height, kernel, stride, padding)
+    rows, taps, t = batch * out * out, kernel * kernel, -(-kernel // stride)
+    q = -(-height // stride)
+    shapes = [(rows, taps * channels, features), (taps * channels, rows, features)]
+    if 2 * taps * channels < t * t * features:
+        shapes.append((rows, features, taps * channels))
+    else:
+        shapes.append((batch * q * q, t * t * features, stride * stride * channels))
+    operands = [(rng.standard_normal((m, k), dtype=onp.float32), rng.standard_normal((k, n), dtype=onp.float32))
+                for m, k, n in shapes]
+
+    def step():
+        return [a @ b for a, b in operands]
+    return step
+
+
 def make_torch_step(torch, kind, stride, padding, arrays):
     """The same computation in torch: NHWC -> NCHW, HWIO -> OIHW (transpose: (in, out, kh, kw))."""
     x, w, g = arrays
@@ -118,25 +150,27 @@ def main(batch=128, repeat=15, warmup=3, stat="median", threads=2, pause=0.15):
     rng = onp.random.default_rng(0)
     print(f"numpy float32 matmul: {matmul_gflops():.1f} GFLOP/s; batch {batch}, {stat} of {repeat} after "
           f"{warmup} warm-up; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'shape':<32} {'minivq ms':>10} {'torch ms':>10} {'ratio':>7}")
-    totals, ratios = [0.0, 0.0], []
+    print(f"{'shape':<32} {'minivq ms':>10} {'GEMMs ms':>9} {'torch ms':>9} {'ratio':>6} {'floor':>6}")
+    totals, ratios = onp.zeros(3), []
     for kind, c_in, c_out, kernel, stride, padding, size in SHAPES:
         step, arrays = make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
-        steps = [step] + ([make_torch_step(torch, kind, stride, padding, arrays)] if torch else [])
+        steps = [step, make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)]
+        steps += [make_torch_step(torch, kind, stride, padding, arrays)] if torch else []
         ms = reduce(time_alternately(steps, repeat, warmup, pause), axis=0) * 1e3
         label = f"{kind} {c_in}->{c_out} k{kernel} s{stride} p{padding} {size}x{size}"
+        totals[:len(ms)] += ms
         if torch:
-            ratios.append(ms[0] / ms[1])
-            totals = [totals[0] + ms[0], totals[1] + ms[1]]
-            print(f"{label:<32} {ms[0]:>10.2f} {ms[1]:>10.2f} {ratios[-1]:>7.2f}")
+            ratios.append(ms[0] / ms[2])
+            print(f"{label:<32} {ms[0]:>10.2f} {ms[1]:>9.2f} {ms[2]:>9.2f} {ratios[-1]:>6.2f} {ms[1] / ms[2]:>6.2f}")
         else:
-            totals[0] += ms[0]
-            print(f"{label:<32} {ms[0]:>10.2f} {'-':>10} {'-':>7}")
+            print(f"{label:<32} {ms[0]:>10.2f} {ms[1]:>9.2f} {'-':>9} {'-':>6} {'-':>6}")
     if torch:
-        print(f"{'total':<32} {totals[0]:>10.2f} {totals[1]:>10.2f} {totals[0] / totals[1]:>7.2f}")
-        print(f"summed ratio {totals[0] / totals[1]:.2f}, max ratio {max(ratios):.2f}")
+        print(f"{'total':<32} {totals[0]:>10.2f} {totals[1]:>9.2f} {totals[2]:>9.2f} "
+              f"{totals[0] / totals[2]:>6.2f} {totals[1] / totals[2]:>6.2f}")
+        print(f"summed ratio {totals[0] / totals[2]:.2f}, max ratio {max(ratios):.2f}; "
+              f"floor = the GEMMs alone / torch")
     else:
-        print(f"{'total':<32} {totals[0]:>10.2f}")
+        print(f"{'total':<32} {totals[0]:>10.2f} {totals[1]:>9.2f}")
 
 
 if __name__ == "__main__":
