@@ -140,8 +140,13 @@ def _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
     that reads it. A chunk's rows are overwritten by the next chunk's.
     """
     c_in = x.shape[3]
+    chunks = _batch_chunks(x.shape[0], out_h * out_w * kh * kw * c_in * x.itemsize)
+    if (kh, kw, stride) == (1, 1, 1) and not any(pads):
+        for n in chunks:                       # a 1x1 conv's rows are the pixels themselves
+            yield n, x[n].reshape(-1, c_in)    # a view when x is contiguous (read only)
+        return
     windows = _windows(_pad_or_crop(x, *pads), kh, kw, stride, out_h, out_w)   # (B, Ho, Wo, kh, kw, C)
-    for n in _batch_chunks(x.shape[0], out_h * out_w * kh * kw * c_in * x.itemsize):
+    for n in chunks:
         rows = _scratch_array("rows", windows[n].shape, x.dtype)
         onp.copyto(rows, windows[n])                                           # the copy
         yield n, rows.reshape(-1, kh * kw * c_in)

@@ -281,6 +281,14 @@ def test_batch_chunking_is_exact(rng, monkeypatch, chunk_bytes):
                                 rtol=1e-12, atol=1e-12)
     loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, 2, 1) * y))
     onp.testing.assert_allclose(grad(loss(conv2d), 1)(x, w), grad(loss(ref_conv2d), 1)(x, w), rtol=1e-10, atol=1e-12)
+    # 1x1, stride 1, no padding: the rows are views of x, chunked the same way
+    w1 = rng.standard_normal((1, 1, 3, 4))
+    g1 = rng.standard_normal((5, 7, 6, 4))
+    onp.testing.assert_allclose(conv2d(x, w1), loop_conv2d(x, w1, 1, 0), rtol=1e-12, atol=1e-12)
+    loss1 = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, 1, 0) * g1))
+    for argnum in (0, 1):
+        onp.testing.assert_allclose(grad(loss1(conv2d), argnum)(x, w1), grad(loss1(ref_conv2d), argnum)(x, w1),
+                                    rtol=1e-10, atol=1e-12)
 
 
 def test_reference_transpose_matches_loop(rng):
