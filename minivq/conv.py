@@ -23,7 +23,7 @@ only sees the primitives.
 import threading
 
 import numpy as onp
-from autograd.extend import defvjp, primitive
+from autograd.extend import defvjp, defvjp_argnums, primitive
 
 
 def conv_output_size(size, kernel, stride, padding):
@@ -253,12 +253,41 @@ def _conv_input_grad(g, w, x_shape, stride, pads):
     gathers t*t*F (t = ceil(k/s)) per output pixel into a GEMM. The scatter wins only with
     few image channels (the first and last layers).
     """
-    kh, kw, c_in, c_out = w.shape
-    t_h, t_w = -(-kh // stride), -(-kw // stride)
-    # 2: a gathered number costs about half a scattered one (measured crossover, OpenBLAS/AVX-512)
-    if 2 * kh * kw * c_in < t_h * t_w * c_out:
+    if _scatter_is_cheaper(w.shape, stride):
         return _col2im(g, w, x_shape, stride, pads)
     return _subpixel(g, w, x_shape, stride, pads)
+
+
+def _scatter_is_cheaper(w_shape, stride):
+    """True when _col2im beats _subpixel: kh*kw*C scattered numbers per input pixel against
+    t*t*F gathered per output pixel; a gathered number costs about half a scattered one
+    (measured crossover, OpenBLAS/AVX-512)."""
+    kh, kw, c_in, c_out = w_shape
+    return 2 * kh * kw * c_in < -(-kh // stride) * -(-kw // stride) * c_out
+
+
+def _conv_grads_stride1(x, w, g, pads):
+    """(dx, dw) of <g, conv2d(x, w, 1, pads)>, both from one gather of g.
+
+    With stride 1, y[n,i,j] = sum_{u,v} x[n, i+u-top, j+v-left] w[u,v], so both gradients
+    read the same flipped windows of g (zero outside g), m = kh-1-u, m' = kw-1-v:
+        G[(n,a,b), (m,m',f)] = g[n, a+m-(kh-1-top), b+m'-(kw-1-left), f]     (B*H*W, kh*kw*F)
+        dx = G @ W_flip,  W_flip[(m,m',f), c] = w[kh-1-m, kw-1-m', c, f]    (B*H*W, C)
+        dw_flip = x^T @ G                                                   (C, kh*kw*F)
+    x needs no gather at all: its rows are its pixels.
+    """
+    kh, kw, c_in, c_out = w.shape
+    batch, height, width, _ = x.shape
+    top, bottom, left, right = pads
+    g_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+    w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(kh * kw * c_out, c_in)
+    dx = onp.empty(x.shape, onp.result_type(g, w))
+    dw_flip = onp.zeros((c_in, kh * kw * c_out), onp.result_type(x, g))
+    for n, rows in _im2col_chunks(g, kh, kw, 1, g_pads, height, width):
+        onp.matmul(rows, w_flip, out=dx[n].reshape(-1, c_in))
+        dw_flip += x[n].reshape(-1, c_in).T @ rows
+    dw = dw_flip.reshape(c_in, kh, kw, c_out)[:, ::-1, ::-1].transpose(1, 2, 0, 3)   # (kh, kw, C, F)
+    return dx, onp.ascontiguousarray(dw)
 
 
 @primitive
@@ -291,7 +320,26 @@ def conv2d_vjp_w(ans, x, w, stride=1, padding=0):
     return lambda g: _conv_weight_grad(x, g, w.shape, stride, _pads(padding))
 
 
-defvjp(conv2d, conv2d_vjp_x, conv2d_vjp_w)
+def conv2d_vjp(argnums, ans, args, kwargs):
+    """conv2d's VJP for the arguments autograd asks for (0: x, 1: w), as a tuple in that order.
+
+    Both at stride 1 (where the gather path is the input grad's better one): one shared
+    gather of g serves dx and dw (_conv_grads_stride1). Otherwise each on its own.
+    """
+    x, w = args[:2]
+    options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
+    stride, padding = options.get("stride", 1), options.get("padding", 0)
+    if sorted(argnums) == [0, 1] and stride == 1 and not _scatter_is_cheaper(w.shape, 1):
+        def vjp(g):
+            dx, dw = _conv_grads_stride1(x, w, g, _pads(padding))
+            return (dx, dw) if argnums[0] == 0 else (dw, dx)
+        return vjp
+    makers = {0: conv2d_vjp_x, 1: conv2d_vjp_w}
+    vjps = [makers[argnum](ans, x, w, stride, padding) for argnum in argnums]
+    return lambda g: tuple(vjp(g) for vjp in vjps)
+
+
+defvjp_argnums(conv2d, conv2d_vjp)
 
 
 @primitive
