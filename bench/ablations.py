@@ -13,6 +13,9 @@ median step time, and the minor page faults per step (getrusage), for:
                                    scratch buffers of minivq/conv.py
     prior, full masked kernels     the PixelCNN's causal kernels convolved whole (zeros
                                    included) instead of cropped to the rows the mask keeps
+    vqvae / prior, separate VJPs   conv2d's x and w gradients each on their own (x gathered
+                                   for dw, g for dx) instead of one shared gather of g at
+                                   stride 1 (conv._conv_grads_stride1)
     vqvae / prior, chunk N KiB     im2col batch chunks of N KiB instead of the default
 
 No torch needed: this compares minivq with itself.
@@ -23,6 +26,7 @@ import statistics
 import time
 
 import numpy as onp
+from autograd.extend import defvjp_argnums
 
 import minivq.conv as conv_module
 import minivq.layers as layers_module
@@ -64,7 +68,16 @@ def fresh_arrays(slot, shape, dtype):
     return onp.empty(shape, dtype)
 
 
-def with_settings(step, scratch=True, chunk_bytes=None):
+def separate_vjps(argnums, ans, args, kwargs):
+    """conv2d's VJP maker without the shared stride-1 path: each gradient on its own."""
+    x, w = args[:2]
+    options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
+    makers = {0: conv_module.conv2d_vjp_x, 1: conv_module.conv2d_vjp_w}
+    vjps = [makers[argnum](ans, x, w, options.get("stride", 1), options.get("padding", 0)) for argnum in argnums]
+    return lambda g: tuple(vjp(g) for vjp in vjps)
+
+
+def with_settings(step, scratch=True, chunk_bytes=None, joint_vjp=True):
     """step wrapped so that it runs with the given conv settings, restored afterwards."""
     def run(batch):
         saved = conv_module._scratch_array, conv_module._CHUNK_BYTES
@@ -72,10 +85,13 @@ def with_settings(step, scratch=True, chunk_bytes=None):
             conv_module._scratch_array = fresh_arrays
         if chunk_bytes:
             conv_module._CHUNK_BYTES = chunk_bytes
+        if not joint_vjp:
+            defvjp_argnums(conv_module.conv2d, separate_vjps)
         try:
             step(batch)
         finally:
             conv_module._scratch_array, conv_module._CHUNK_BYTES = saved
+            defvjp_argnums(conv_module.conv2d, conv_module.conv2d_vjp)
     return run
 
 
@@ -93,6 +109,8 @@ def main(rounds=8, steps=4, batch=128):
         "prior": (cropped_prior, grids),
         "prior, fresh arrays": (with_settings(cropped_prior, scratch=False), grids),
         "prior, full masked kernels": (prior_step(prior_params, crop=False), grids),
+        "vqvae, separate VJPs": (with_settings(vqvae_step, joint_vjp=False), images),
+        "prior, separate VJPs": (with_settings(cropped_prior, joint_vjp=False), grids),
     }
     for kib in CHUNK_KIB:
         variants[f"vqvae, chunk {kib} KiB"] = (with_settings(vqvae_step, chunk_bytes=kib << 10), images)

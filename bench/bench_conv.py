@@ -6,9 +6,8 @@ For every shape: y = f(x, w), then both VJPs with a fixed upstream gradient, flo
 Next to it, "GEMMs": the three BLAS matmuls that step performs, alone, on ready-made
 operands (no im2col, no padding, no Python): the floor for im2col convolution with
 numpy's BLAS; "floor" is that time over torch's.
-minivq calls the primitive and its two registered VJP makers directly (what autograd
-runs, without the zeros-and-add autograd spends on differentiating w.r.t. an input
-tuple); torch runs `torch.autograd.grad` on 2 threads, inputs converted to NCHW outside
+minivq calls the primitive and its registered VJP makers directly (what autograd runs,
+without the zeros-and-add autograd spends on differentiating w.r.t. an input tuple); torch runs `torch.autograd.grad` on 2 threads, inputs converted to NCHW outside
 the timed region. The two are timed alternately, the order flipped every repeat, so a noisy
 neighbour hurts both; the table reports the median (or --stat min) over repeats after
 warm-up, and the load average.
@@ -31,8 +30,8 @@ import time
 
 import numpy as onp
 
-from minivq.conv import (conv2d, conv2d_vjp_w, conv2d_vjp_x, conv_output_size, conv_transpose2d,
-                         conv_transpose2d_vjp_w, conv_transpose2d_vjp_y, conv_transpose_output_size)
+from minivq.conv import (conv2d, conv2d_vjp, conv_output_size, conv_transpose2d, conv_transpose2d_vjp_w,
+                         conv_transpose2d_vjp_y, conv_transpose_output_size)
 
 # (kind, C_in -> C_out as the layer sees it, kernel, stride, padding, input H=W)
 SHAPES = [
@@ -50,18 +49,19 @@ def make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rn
     """A closure running forward + both VJPs of one minivq primitive on fixed float32 data."""
     x = rng.standard_normal((batch, size, size, c_in), dtype=onp.float32)
     if kind == "conv":
-        fn, vjp_makers = conv2d, (conv2d_vjp_x, conv2d_vjp_w)
         w = rng.standard_normal((kernel, kernel, c_in, c_out), dtype=onp.float32)   # HWIO
         out = conv_output_size(size, kernel, stride, padding)
     else:
-        fn, vjp_makers = conv_transpose2d, (conv_transpose2d_vjp_y, conv_transpose2d_vjp_w)
         w = rng.standard_normal((kernel, kernel, c_out, c_in), dtype=onp.float32)   # (kh, kw, C=out, F=in)
         out = conv_transpose_output_size(size, kernel, stride, padding)
     g = rng.standard_normal((batch, out, out, c_out), dtype=onp.float32)
 
     def step():
-        y = fn(x, w, stride, padding)
-        return [make(y, x, w, stride, padding)(g) for make in vjp_makers]
+        if kind == "conv":        # the joint VJP autograd runs when x and w both need gradients
+            y = conv2d(x, w, stride, padding)
+            return conv2d_vjp((0, 1), y, (x, w, stride, padding), {})(g)
+        y = conv_transpose2d(x, w, stride, padding)
+        return [make(y, x, w, stride, padding)(g) for make in (conv_transpose2d_vjp_y, conv_transpose2d_vjp_w)]
     return step, (x, w, g)
 
 
@@ -70,9 +70,12 @@ def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
     the floor that im2col convolution with numpy's BLAS cannot go below.
 
     Both primitives are the same conv2d read two ways: x (C channels, H x H) -> y (F, Ho x Ho).
-    forward (M, k*k*C) @ (k*k*C, F), weight grad (k*k*C, M) @ (M, F), M = B*Ho*Ho; input grad
-    as minivq.conv._conv_input_grad chooses: (M, F) @ (F, k*k*C) (scatter path) or
-    (B*Q*Q, t*t*F) @ (t*t*F, s*s*C), t = ceil(k/s), Q = ceil(H/s) (gather path).
+    forward (M, k*k*C) @ (k*k*C, F), M = B*Ho*Ho. A stride-1 conv whose input grad takes the
+    gather path gets both gradients from one gather of g (conv._conv_grads_stride1):
+    (C, B*H*H) @ (B*H*H, k*k*F) and (B*H*H, k*k*F) @ (k*k*F, C). Otherwise weight grad
+    (k*k*C, M) @ (M, F) and input grad as minivq.conv._conv_input_grad chooses:
+    (M, F) @ (F, k*k*C) (scatter path) or (B*Q*Q, t*t*F) @ (t*t*F, s*s*C), t = ceil(k/s),
+    Q = ceil(H/s) (gather path). The transposes use the separate gradients.
     """
     if kind == "conv":
         channels, features, height = c_in, c_out, size
@@ -82,7 +85,10 @@ def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
     rows, taps, t = batch * out * out, kernel * kernel, -(-kernel // stride)
     q = -(-height // stride)
     shapes = [(rows, taps * channels, features), (taps * channels, rows, features)]
-    if 2 * taps * channels < t * t * features:
+    if kind == "conv" and stride == 1 and 2 * taps * channels >= taps * features:
+        pixels = batch * height * height
+        shapes = [shapes[0], (channels, pixels, taps * features), (pixels, taps * features, channels)]
+    elif 2 * taps * channels < t * t * features:
         shapes.append((rows, features, taps * channels))
     else:
         shapes.append((batch * q * q, t * t * features, stride * stride * channels))
