@@ -225,24 +225,48 @@ def _subpixel(g, w, x_shape, stride, pads):
     All s*s phases read the same t x t windows of g, so one GEMM gives them all:
         (B*Q*Q', t*t*F) @ (t*t*F, s*s*C) -> (B, Q, Q', s, s, C) -> depth-to-space -> crop.
     """
+    return _subpixel_grads(g, w, x_shape, stride, pads)[0]
+
+
+def _subpixel_grads(g, w, x_shape, stride, pads, x=None):
+    """_subpixel's dx, and with x also dw from the same rows of g (see _conv_grads)."""
     kh, kw, c_in, c_out = w.shape
     batch, out_h, out_w, _ = g.shape
     _, height, width, _ = x_shape
     top, _, left, _ = pads                     # x sits at rows top.., columns left.. of x_pad
     q_lo, q_hi, t_h = _phase_range(height, kh, stride, top)
     r_lo, r_hi, t_w = _phase_range(width, kw, stride, left)
+    grid = (batch, q_hi - q_lo, stride, r_hi - r_lo, stride, c_in)   # x_pad rows [s*q_lo, s*q_hi) in s x s blocks
+    top, left = top - stride * q_lo, left - stride * r_lo            # where x sits in that grid
     # rows q - m for q in [q_lo, q_hi), m in [0, t): g rows [q_lo - t + 1, q_hi), zeros outside g
-    pads = (t_h - 1 - q_lo, q_hi - out_h, t_w - 1 - r_lo, r_hi - out_w)
+    g_pads = (t_h - 1 - q_lo, q_hi - out_h, t_w - 1 - r_lo, r_hi - out_w)
     w_phases = _phase_kernels(w, stride)                                      # (t*t*F, s*s*C)
-    x_pad = onp.empty((batch, (q_hi - q_lo) * stride, (r_hi - r_lo) * stride, c_in), onp.result_type(g, w))
+    x_pad = onp.empty((batch, grid[1] * stride, grid[3] * stride, c_in), onp.result_type(g, w))
     # depth-to-space as a view: (B, Q*s, Q'*s, C) -> (B, Q, s, Q', s, C) -> (B, Q, Q', s, s, C)
-    phases = x_pad.reshape(batch, q_hi - q_lo, stride, r_hi - r_lo, stride, c_in).transpose(0, 1, 3, 2, 4, 5)
-    for n, rows in _im2col_chunks(g, t_h, t_w, 1, pads, q_hi - q_lo, r_hi - r_lo):
+    phases = x_pad.reshape(grid).transpose(0, 1, 3, 2, 4, 5)
+    if x is not None:
+        # space-to-depth of x: X[n, q, q', r, r', c] = x_pad[n, s*q+r, s*q'+r', c], as rows
+        x_grid = onp.zeros((batch, grid[1] * stride, grid[3] * stride, c_in), x.dtype)
+        x_grid[:, top:top + height, left:left + width] = x
+        x_rows = x_grid.reshape(grid).transpose(0, 1, 3, 2, 4, 5).reshape(batch, -1, stride * stride * c_in)
+        dw_phases = onp.zeros(w_phases.shape, onp.result_type(x, g))          # (t*t*F, s*s*C)
+    for n, rows in _im2col_chunks(g, t_h, t_w, 1, g_pads, grid[1], grid[3]):
         product = _scratch_array("product", (rows.shape[0], w_phases.shape[1]), x_pad.dtype)
         onp.matmul(rows, w_phases, out=product)                           # (b*Q*Q', s*s*C)
         phases[n] = product.reshape(phases[n].shape)                      # -> (b, Q, Q', s, s, C)
-    top, left = top - stride * q_lo, left - stride * r_lo
-    return x_pad[:, top:top + height, left:left + width, :]
+        if x is not None:
+            dw_phases += rows.T @ x_rows[n].reshape(-1, stride * stride * c_in)
+    dx = x_pad[:, top:top + height, left:left + width, :]
+    return dx, (None if x is None else _phase_kernels_inverse(dw_phases, w.shape, stride))
+
+
+def _phase_kernels_inverse(w_phases, w_shape, stride):
+    """(t*t*F, s*s*C) -> (kh, kw, C, F): undoes _phase_kernels (taps u >= kh dropped)."""
+    kh, kw, c_in, c_out = w_shape
+    t_h, t_w = -(-kh // stride), -(-kw // stride)
+    w = w_phases.reshape(t_h, t_w, c_out, stride, stride, c_in).transpose(0, 3, 1, 4, 5, 2)  # (m, r, m', r', C, F)
+    w = w[::-1, :, ::-1].reshape(t_h * stride, t_w * stride, c_in, c_out)                 # m unflipped
+    return onp.ascontiguousarray(w[:kh, :kw])
 
 
 def _conv_input_grad(g, w, x_shape, stride, pads):
@@ -266,28 +290,19 @@ def _scatter_is_cheaper(w_shape, stride):
     return 2 * kh * kw * c_in < -(-kh // stride) * -(-kw // stride) * c_out
 
 
-def _conv_grads_stride1(x, w, g, pads):
-    """(dx, dw) of <g, conv2d(x, w, 1, pads)>, both from one gather of g.
+def _conv_grads(x, w, g, stride, pads):
+    """(dx, dw) of <g, conv2d(x, w, stride, pads)>, both from the one gather of g that
+    _subpixel makes; x needs no window gather, only a space-to-depth copy.
 
-    With stride 1, y[n,i,j] = sum_{u,v} x[n, i+u-top, j+v-left] w[u,v], so both gradients
-    read the same flipped windows of g (zero outside g), m = kh-1-u, m' = kw-1-v:
-        G[(n,a,b), (m,m',f)] = g[n, a+m-(kh-1-top), b+m'-(kw-1-left), f]     (B*H*W, kh*kw*F)
-        dx = G @ W_flip,  W_flip[(m,m',f), c] = w[kh-1-m, kw-1-m', c, f]    (B*H*W, C)
-        dw_flip = x^T @ G                                                   (C, kh*kw*F)
-    x needs no gather at all: its rows are its pixels.
+    Split the taps as _subpixel does, u = s*m + r, and cut x_pad into s x s blocks,
+    X[n, q, q', r, r', c] = x_pad[n, s*q+r, s*q'+r', c]. Then tap u meets g at row q - m:
+
+        dw[s*m+r, s*m'+r', c, f] = sum_{n,q,q'} X[n,q,q',r,r',c] g[n, q-m, q'-m', f],
+
+    one GEMM over the rows G of g that the input grad uses, X^T (s*s*C, B*Q*Q') @ G,
+    regrouped to (kh, kw, C, F) by the inverse of _phase_kernels. At stride 1, X is x.
     """
-    kh, kw, c_in, c_out = w.shape
-    batch, height, width, _ = x.shape
-    top, bottom, left, right = pads
-    g_pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
-    w_flip = w[::-1, ::-1].transpose(0, 1, 3, 2).reshape(kh * kw * c_out, c_in)
-    dx = onp.empty(x.shape, onp.result_type(g, w))
-    dw_flip = onp.zeros((c_in, kh * kw * c_out), onp.result_type(x, g))
-    for n, rows in _im2col_chunks(g, kh, kw, 1, g_pads, height, width):
-        onp.matmul(rows, w_flip, out=dx[n].reshape(-1, c_in))
-        dw_flip += x[n].reshape(-1, c_in).T @ rows
-    dw = dw_flip.reshape(c_in, kh, kw, c_out)[:, ::-1, ::-1].transpose(1, 2, 0, 3)   # (kh, kw, C, F)
-    return dx, onp.ascontiguousarray(dw)
+    return _subpixel_grads(g, w, x.shape, stride, pads, x=x)
 
 
 @primitive
@@ -323,15 +338,15 @@ def conv2d_vjp_w(ans, x, w, stride=1, padding=0):
 def conv2d_vjp(argnums, ans, args, kwargs):
     """conv2d's VJP for the arguments autograd asks for (0: x, 1: w), as a tuple in that order.
 
-    Both at stride 1 (where the gather path is the input grad's better one): one shared
-    gather of g serves dx and dw (_conv_grads_stride1). Otherwise each on its own.
+    Both, where the gather path is the input grad's better one: one shared gather of g
+    serves dx and dw (_conv_grads). Otherwise each on its own.
     """
     x, w = args[:2]
     options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
     stride, padding = options.get("stride", 1), options.get("padding", 0)
-    if sorted(argnums) == [0, 1] and stride == 1 and not _scatter_is_cheaper(w.shape, 1):
+    if sorted(argnums) == [0, 1] and not _scatter_is_cheaper(w.shape, stride):
         def vjp(g):
-            dx, dw = _conv_grads_stride1(x, w, g, _pads(padding))
+            dx, dw = _conv_grads(x, w, g, stride, _pads(padding))
             return (dx, dw) if argnums[0] == 0 else (dw, dx)
         return vjp
     makers = {0: conv2d_vjp_x, 1: conv2d_vjp_w}

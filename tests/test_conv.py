@@ -231,28 +231,25 @@ def test_both_input_grad_algorithms_match_loop(rng, kernel, stride, padding, hei
     onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("padding", [0, 1, 2, ((1, 0), (1, 1)), ((2, 0), (0, 3))])
-@pytest.mark.parametrize("kernel", [1, 2, 3])
-def test_joint_stride1_vjp_matches_reference(rng, monkeypatch, kernel, padding):
-    # Asked for x and w together at stride 1, conv2d's VJP shares one gather of g between
-    # them (_conv_grads_stride1), when the gather path is the cheaper one (C_out <= 2 C_in).
-    # Against autograd's derivative of the slicing reference, in both argument orders.
-    x, w = random_case(rng, kernel, 5, 6, c_in=4, c_out=3)
-    g = rng.standard_normal(conv2d(x, w, 1, padding).shape)
-    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, 1, padding) * g))
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + [
+    (3, 1, ((1, 0), (1, 1)), 5, 6), (4, 2, ((2, 1), (0, 3)), 7, 6), (3, 2, ((0, 2), (2, 0)), 5, 5)])
+def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width):
+    # Asked for x and w together, conv2d's VJP takes both from one gather of g
+    # (_conv_grads) when the gather path is the input grad's cheaper one (here: C_out <
+    # C_in). Against autograd's derivative of the slicing reference, in both argument orders.
+    x, w = random_case(rng, kernel, height, width, c_in=4, c_out=3)
+    g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
+    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
     expected = grad(loss(ref_conv2d), (0, 1))(x, w)
     joint_calls = []
-    shared = conv_module._conv_grads_stride1
-    monkeypatch.setattr(conv_module, "_conv_grads_stride1", lambda *a: joint_calls.append(1) or shared(*a))
-    for argnums, order in (((0, 1), (0, 1)), ((1, 0), (1, 0))):
+    shared = conv_module._conv_grads
+    monkeypatch.setattr(conv_module, "_conv_grads", lambda *a: joint_calls.append(1) or shared(*a))
+    for argnums in ((0, 1), (1, 0)):
         got = grad(loss(conv2d), argnums)(x, w)
-        for got_one, which in zip(got, order):
+        for got_one, which in zip(got, argnums):
             onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
     assert len(joint_calls) == 2                      # the shared path really ran, both times
-    dx, dw = conv_module._conv_grads_stride1(x, w, g, conv_module._pads(padding))
-    onp.testing.assert_allclose(dx, expected[0], rtol=1e-10, atol=1e-12)
-    onp.testing.assert_allclose(dw, expected[1], rtol=1e-10, atol=1e-12)
-    check_grads(lambda x_, w_: conv2d(x_, w_, 1, padding), modes=["rev"], order=1)(x, w)
+    check_grads(lambda x_, w_: conv2d(x_, w_, stride, padding), modes=["rev"], order=1)(x, w)
 
 
 # One-sided padding ((top, bottom), (left, right)): the PixelCNN's cropped causal kernels.
