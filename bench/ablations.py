@@ -13,9 +13,9 @@ median step time, and the minor page faults per step (getrusage), for:
                                    scratch buffers of minivq/conv.py
     prior, full masked kernels     the PixelCNN's causal kernels convolved whole (zeros
                                    included) instead of cropped to the rows the mask keeps
-    vqvae / prior, separate VJPs   conv2d's x and w gradients each on their own (x gathered
-                                   for dw, g for dx) instead of one shared gather of g at
-                                   stride 1 (conv._conv_grads_stride1)
+    vqvae / prior, separate VJPs   conv2d's x and w gradients each on their own (x's windows
+                                   gathered for dw, g's for dx) instead of both from one
+                                   gather of g (conv._conv_grads)
     vqvae / prior, chunk N KiB     im2col batch chunks of N KiB instead of the default
 
 No torch needed: this compares minivq with itself.

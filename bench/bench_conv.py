@@ -70,12 +70,11 @@ def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
     the floor that im2col convolution with numpy's BLAS cannot go below.
 
     Both primitives are the same conv2d read two ways: x (C channels, H x H) -> y (F, Ho x Ho).
-    forward (M, k*k*C) @ (k*k*C, F), M = B*Ho*Ho. A stride-1 conv whose input grad takes the
-    gather path gets both gradients from one gather of g (conv._conv_grads_stride1):
-    (C, B*H*H) @ (B*H*H, k*k*F) and (B*H*H, k*k*F) @ (k*k*F, C). Otherwise weight grad
-    (k*k*C, M) @ (M, F) and input grad as minivq.conv._conv_input_grad chooses:
-    (M, F) @ (F, k*k*C) (scatter path) or (B*Q*Q, t*t*F) @ (t*t*F, s*s*C), t = ceil(k/s),
-    Q = ceil(H/s) (gather path). The transposes use the separate gradients.
+    forward (M, k*k*C) @ (k*k*C, F), M = B*Ho*Ho. Input grad as minivq.conv._conv_input_grad
+    chooses: (M, F) @ (F, k*k*C) (scatter path) or G @ W_phases, (B*Q*Q, t*t*F) @ (t*t*F, s*s*C),
+    t = ceil(k/s), Q = ceil(H/s) (gather path). Weight grad: a conv whose input grad takes the
+    gather path gets it from the same rows G (conv._conv_grads), (t*t*F, B*Q*Q) @ (B*Q*Q, s*s*C);
+    otherwise, and for the transposes, (k*k*C, M) @ (M, F).
     """
     if kind == "conv":
         channels, features, height = c_in, c_out, size
@@ -85,13 +84,12 @@ def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
     rows, taps, t = batch * out * out, kernel * kernel, -(-kernel // stride)
     q = -(-height // stride)
     shapes = [(rows, taps * channels, features), (taps * channels, rows, features)]
-    if kind == "conv" and stride == 1 and 2 * taps * channels >= taps * features:
-        pixels = batch * height * height
-        shapes = [shapes[0], (channels, pixels, taps * features), (pixels, taps * features, channels)]
-    elif 2 * taps * channels < t * t * features:
+    if 2 * taps * channels < t * t * features:
         shapes.append((rows, features, taps * channels))
     else:
         shapes.append((batch * q * q, t * t * features, stride * stride * channels))
+        if kind == "conv":
+            shapes[1] = (t * t * features, batch * q * q, stride * stride * channels)
     operands = [(rng.standard_normal((m, k), dtype=onp.float32), rng.standard_normal((k, n), dtype=onp.float32))
                 for m, k, n in shapes]
 
