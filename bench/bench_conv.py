@@ -30,8 +30,8 @@ import time
 
 import numpy as onp
 
-from minivq.conv import (conv2d, conv2d_vjp, conv_output_size, conv_transpose2d, conv_transpose2d_vjp_w,
-                         conv_transpose2d_vjp_y, conv_transpose_output_size)
+from minivq.conv import (conv2d, conv2d_vjp, conv_output_size, conv_transpose2d, conv_transpose2d_vjp,
+                         conv_transpose_output_size)
 
 # (kind, C_in -> C_out as the layer sees it, kernel, stride, padding, input H=W)
 SHAPES = [
@@ -56,12 +56,11 @@ def make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rn
         out = conv_transpose_output_size(size, kernel, stride, padding)
     g = rng.standard_normal((batch, out, out, c_out), dtype=onp.float32)
 
-    def step():
-        if kind == "conv":        # the joint VJP autograd runs when x and w both need gradients
-            y = conv2d(x, w, stride, padding)
-            return conv2d_vjp((0, 1), y, (x, w, stride, padding), {})(g)
-        y = conv_transpose2d(x, w, stride, padding)
-        return [make(y, x, w, stride, padding)(g) for make in (conv_transpose2d_vjp_y, conv_transpose2d_vjp_w)]
+    fn, vjp_maker = (conv2d, conv2d_vjp) if kind == "conv" else (conv_transpose2d, conv_transpose2d_vjp)
+
+    def step():               # the joint VJP autograd runs when both arguments need gradients
+        y = fn(x, w, stride, padding)
+        return vjp_maker((0, 1), y, (x, w, stride, padding), {})(g)
     return step, (x, w, g)
 
 

@@ -166,6 +166,20 @@ def _conv_forward(x, w, stride, pads):
     return y
 
 
+def _conv_forward_and_weight_grad(x, w, g, stride, pads):
+    """(conv2d(x, w), d<g, conv2d(x, w)>/dw) from one im2col of x: conv_transpose2d's two
+    VJPs, which are exactly these two maps of its upstream gradient."""
+    kh, kw, c_in, c_out = w.shape
+    _, out_h, out_w, _ = g.shape
+    y = onp.empty(g.shape[:3] + (c_out,), onp.result_type(x, w))
+    w_mat = w.reshape(kh * kw * c_in, c_out)
+    dw = onp.zeros((kh * kw * c_in, c_out), onp.result_type(x, g))
+    for n, rows in _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
+        onp.matmul(rows, w_mat, out=y[n].reshape(-1, c_out))
+        dw += rows.T @ g[n].reshape(-1, c_out)
+    return y, dw.reshape(w.shape)
+
+
 def _conv_weight_grad(x, g, w_shape, stride, pads):
     """d<g, conv2d(x, w)>/dw = cols(x)^T @ g, (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F) -> HWIO,
     summed over batch chunks."""
@@ -398,4 +412,23 @@ def conv_transpose2d_vjp_w(ans, y, w, stride=1, padding=0, output_padding=0):
     return lambda g: _conv_weight_grad(g, y, w.shape, stride, _pads(padding))
 
 
-defvjp(conv_transpose2d, conv_transpose2d_vjp_y, conv_transpose2d_vjp_w)
+def conv_transpose2d_vjp(argnums, ans, args, kwargs):
+    """conv_transpose2d's VJP for the arguments asked for (0: y, 1: w), a tuple in that order.
+
+    Both read the windows of g (dy = conv2d(g, w), dw = cols(g)^T @ y): asked for
+    together, they share one im2col of g.
+    """
+    y, w = args[:2]
+    options = dict(zip(("stride", "padding", "output_padding"), args[2:]), **kwargs)
+    stride, padding = options.get("stride", 1), options.get("padding", 0)
+    if sorted(argnums) == [0, 1]:
+        def vjp(g):
+            dy, dw = _conv_forward_and_weight_grad(g, w, y, stride, _pads(padding))
+            return (dy, dw) if argnums[0] == 0 else (dw, dy)
+        return vjp
+    makers = {0: conv_transpose2d_vjp_y, 1: conv_transpose2d_vjp_w}
+    vjps = [makers[argnum](ans, y, w, stride, padding) for argnum in argnums]
+    return lambda g: tuple(vjp(g) for vjp in vjps)
+
+
+defvjp_argnums(conv_transpose2d, conv_transpose2d_vjp)

@@ -252,6 +252,25 @@ def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, 
     check_grads(lambda x_, w_: conv2d(x_, w_, stride, padding), modes=["rev"], order=1)(x, w)
 
 
+@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
+def test_joint_transpose_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width):
+    # conv_transpose2d asked for y and w together shares one im2col of g between them.
+    y, w = random_case(rng, kernel, height, width, transpose=True)
+    op = (stride - 1, 0)
+    g = rng.standard_normal(conv_transpose2d(y, w, stride, padding, op).shape)
+    loss = lambda conv: (lambda y_, w_: np.sum(conv(y_, w_, stride, padding, op) * g))
+    expected = grad(loss(ref_conv_transpose2d), (0, 1))(y, w)
+    joint_calls = []
+    shared = conv_module._conv_forward_and_weight_grad
+    monkeypatch.setattr(conv_module, "_conv_forward_and_weight_grad", lambda *a: joint_calls.append(1) or shared(*a))
+    for argnums in ((0, 1), (1, 0)):
+        got = grad(loss(conv_transpose2d), argnums)(y, w)
+        for got_one, which in zip(got, argnums):
+            onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
+    assert len(joint_calls) == 2
+    check_grads(lambda y_, w_: conv_transpose2d(y_, w_, stride, padding, op), modes=["rev"], order=1)(y, w)
+
+
 # One-sided padding ((top, bottom), (left, right)): the PixelCNN's cropped causal kernels.
 ONE_SIDED_CASES = [
     (3, 1, ((1, 0), (1, 1)), 5, 6),    # a 3x3 mask-B kernel cropped to its 2 causal rows, padded above
