@@ -32,11 +32,7 @@ from minivq.data import load_mnist_embedded        # noqa: E402
 from minivq.optim import adam                      # noqa: E402
 from minivq.plots import reconstructions, training_curves   # noqa: E402
 from minivq.tree import tree_count                 # noqa: E402
-
-
-def spread(n, total):
-    """n indices spread evenly over range(total): the embedded digits are sorted by class."""
-    return onp.linspace(0, total - 1, min(n, total)).round().astype(int)
+from demos.demo_common import spread           # noqa: E402
 
 
 def main(steps=1000, batch_size=128, lr=1e-3, hidden=64, eval_every=250, seed=0, out="out/demo01",

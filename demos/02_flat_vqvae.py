@@ -36,11 +36,7 @@ from minivq.sampling import random_codebook_rows                 # noqa: E402
 from minivq.train import train                                   # noqa: E402
 from minivq.tree import tree_count                               # noqa: E402
 from minivq.vqvae import build_vqvae                             # noqa: E402
-
-
-def spread(n, total):
-    """n indices spread evenly over range(total): the embedded digits are sorted by class."""
-    return onp.linspace(0, total - 1, min(n, total)).round().astype(int)
+from demos.demo_common import spread           # noqa: E402
 
 
 def eval_curves(history):

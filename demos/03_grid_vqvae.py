@@ -35,11 +35,7 @@ from minivq.plots import (code_grid_map, codebook_usage, reconstructions,   # no
 from minivq.train import train                                   # noqa: E402
 from minivq.tree import tree_count                               # noqa: E402
 from minivq.vqvae import build_vqvae, code_grid_shape            # noqa: E402
-
-
-def spread(n, total):
-    """n indices spread evenly over range(total): the embedded digits are sorted by class."""
-    return onp.linspace(0, total - 1, min(n, total)).round().astype(int)
+from demos.demo_common import spread           # noqa: E402
 
 
 def eval_curves(history):

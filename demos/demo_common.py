@@ -1,6 +1,6 @@
-"""Helpers shared by demos 04 and 05: pick display digits, get a grid VQ-VAE, measure coherence.
+"""Helpers shared by the demos: pick display digits, get a grid VQ-VAE, measure coherence.
 
-Not a demo itself; `demos/04_independent_cells.py` and `demos/05_pixelcnn_prior.py` import it.
+Not a demo itself; the numbered demos import it.
 """
 import os
 
