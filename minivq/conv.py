@@ -17,7 +17,9 @@ all the arithmetic. The three maps we need:
 
 The gathers run one batch chunk at a time, so each chunk of rows is still in cache when
 its matmul reads it. conv_transpose2d's forward is conv2d's input grad, so the same three
-maps give both primitives and all four VJPs. The bodies are raw NumPy (`onp`); autograd
+maps give both primitives and all four VJPs. When autograd asks for both gradients of a
+primitive at once they share one gather: conv2d's dw from the sub-pixel rows of g that dx
+uses (_conv_grads), conv_transpose2d's dy and dw from one im2col of g. The bodies are raw NumPy (`onp`); autograd
 only sees the primitives.
 """
 import threading
