@@ -262,8 +262,11 @@ def _subpixel_grads(g, w, x_shape, stride, pads, x=None):
     phases = x_pad.reshape(grid).transpose(0, 1, 3, 2, 4, 5)
     if x is not None:
         # space-to-depth of x: X[n, q, q', r, r', c] = x_pad[n, s*q+r, s*q'+r', c], as rows
-        x_grid = onp.zeros((batch, grid[1] * stride, grid[3] * stride, c_in), x.dtype)
-        x_grid[:, top:top + height, left:left + width] = x
+        x_grid = x
+        if (top, left, grid[1] * stride, grid[3] * stride) != (0, 0, height, width):   # x must be padded
+            x_grid = onp.zeros((batch, grid[1] * stride, grid[3] * stride, c_in), x.dtype)
+            x_grid[:, top:top + height, left:left + width] = x
+        # a view at stride 1 (x itself), one copy otherwise
         x_rows = x_grid.reshape(grid).transpose(0, 1, 3, 2, 4, 5).reshape(batch, -1, stride * stride * c_in)
         dw_phases = onp.zeros(w_phases.shape, onp.result_type(x, g))          # (t*t*F, s*s*C)
     for n, rows in _im2col_chunks(g, t_h, t_w, 1, g_pads, grid[1], grid[3]):
@@ -360,13 +363,18 @@ def conv2d_vjp(argnums, ans, args, kwargs):
     x, w = args[:2]
     options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
     stride, padding = options.get("stride", 1), options.get("padding", 0)
-    if sorted(argnums) == [0, 1] and not _scatter_is_cheaper(w.shape, stride):
-        def vjp(g):
-            dx, dw = _conv_grads(x, w, g, stride, _pads(padding))
-            return (dx, dw) if argnums[0] == 0 else (dw, dx)
-        return vjp
-    makers = {0: conv2d_vjp_x, 1: conv2d_vjp_w}
-    vjps = [makers[argnum](ans, x, w, stride, padding) for argnum in argnums]
+    both = None
+    if not _scatter_is_cheaper(w.shape, stride):
+        both = lambda g: _conv_grads(x, w, g, stride, _pads(padding))   # noqa: E731
+    return _argnums_vjp(argnums, both, (conv2d_vjp_x, conv2d_vjp_w), ans, (x, w, stride, padding))
+
+
+def _argnums_vjp(argnums, both, makers, ans, args):
+    """A VJP returning the gradients for `argnums` (a subset of (0, 1)) as a tuple in that order:
+    both(g) -> (d0, d1) when both are asked for and `both` is given, else each maker on its own."""
+    if sorted(argnums) == [0, 1] and both is not None:
+        return both if argnums[0] == 0 else (lambda g: both(g)[::-1])
+    vjps = [makers[argnum](ans, *args) for argnum in argnums]
     return lambda g: tuple(vjp(g) for vjp in vjps)
 
 
@@ -423,14 +431,9 @@ def conv_transpose2d_vjp(argnums, ans, args, kwargs):
     y, w = args[:2]
     options = dict(zip(("stride", "padding", "output_padding"), args[2:]), **kwargs)
     stride, padding = options.get("stride", 1), options.get("padding", 0)
-    if sorted(argnums) == [0, 1]:
-        def vjp(g):
-            dy, dw = _conv_forward_and_weight_grad(g, w, y, stride, _pads(padding))
-            return (dy, dw) if argnums[0] == 0 else (dw, dy)
-        return vjp
-    makers = {0: conv_transpose2d_vjp_y, 1: conv_transpose2d_vjp_w}
-    vjps = [makers[argnum](ans, y, w, stride, padding) for argnum in argnums]
-    return lambda g: tuple(vjp(g) for vjp in vjps)
+    both = lambda g: _conv_forward_and_weight_grad(g, w, y, stride, _pads(padding))   # noqa: E731
+    return _argnums_vjp(argnums, both, (conv_transpose2d_vjp_y, conv_transpose2d_vjp_w), ans,
+                        (y, w, stride, padding))
 
 
 defvjp_argnums(conv_transpose2d, conv_transpose2d_vjp)
