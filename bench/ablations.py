@@ -37,25 +37,13 @@ from autograd.extend import defvjp_argnums
 
 import minivq.conv as conv_module
 import minivq.layers as layers_module
+from bench.bench_train import minivq_train_step
 from minivq import pixelcnn
 from minivq.data import load_mnist_embedded
-from minivq.optim import adam
-from minivq.train import value_grad_and_aux
 from minivq.vqvae import build_vqvae
 
 NUM_CODES = 64
 CHUNK_KIB = (512, 8192, 32768)   # the default is 2048
-
-
-def training_step(loss_fn, params):
-    """step(batch): one value_and_grad + Adam update, as in minivq.train.train."""
-    opt_init, opt_update = adam(1e-3)
-    state = {"params": params, "opt": opt_init(params)}
-
-    def step(batch):
-        _, grads, _ = value_grad_and_aux(loss_fn, state["params"], batch)
-        state["params"], state["opt"] = opt_update(state["params"], grads, state["opt"])
-    return step
 
 
 def prior_step(params, crop):
@@ -68,7 +56,7 @@ def prior_step(params, crop):
         _, apply = pixelcnn._network.__wrapped__(tuple(sorted(config.items())))   # uncached build
     finally:
         layers_module._mask_crop = original
-    return training_step(lambda p, grids: (pixelcnn.cross_entropy(apply(p, grids), grids), {}), params)
+    return minivq_train_step(lambda p, grids: (pixelcnn.cross_entropy(apply(p, grids), grids), {}), params)
 
 
 def fresh_arrays(slot, shape, dtype):
@@ -76,12 +64,9 @@ def fresh_arrays(slot, shape, dtype):
 
 
 def separate_vjps(argnums, ans, args, kwargs):
-    """conv2d's VJP maker without the shared stride-1 path: each gradient on its own."""
-    x, w = args[:2]
-    options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
-    makers = {0: conv_module.conv2d_vjp_x, 1: conv_module.conv2d_vjp_w}
-    vjps = [makers[argnum](ans, x, w, options.get("stride", 1), options.get("padding", 0)) for argnum in argnums]
-    return lambda g: tuple(vjp(g) for vjp in vjps)
+    """conv2d's VJP maker without the shared gather: asks conv2d_vjp for one gradient at a time."""
+    vjps = [conv_module.conv2d_vjp((argnum,), ans, args, kwargs) for argnum in argnums]
+    return lambda g: tuple(vjp(g)[0] for vjp in vjps)
 
 
 def with_settings(step, scratch=True, chunk_bytes=None, joint_vjp=True):
@@ -108,7 +93,7 @@ def main(rounds=8, steps=4, batch=128):
     images = load_mnist_embedded().x_train[:batch]
     grids = rng.integers(0, NUM_CODES, (batch, 7, 7))
     prior_params = pixelcnn.init_pixelcnn(rng, {"num_codes": NUM_CODES})
-    vqvae_step = training_step(model.loss_and_aux, model.init(rng))
+    vqvae_step = minivq_train_step(model.loss_and_aux, model.init(rng))
     cropped_prior = prior_step(prior_params, crop=True)
     variants = {
         "vqvae": (vqvae_step, images),
@@ -151,7 +136,7 @@ def process_variant(name, steps=15, batch=128):
     if name == "fresh":
         conv_module._scratch_array = fresh_arrays
     model = build_vqvae()
-    step = training_step(model.loss_and_aux, model.init(onp.random.default_rng(0)))
+    step = minivq_train_step(model.loss_and_aux, model.init(onp.random.default_rng(0)))
     images = load_mnist_embedded().x_train[:batch]
     for _ in range(3):
         step(images)
