@@ -18,7 +18,8 @@ parallel call (OpenBLAS for 2^28 cycles, ~0.1 s; torch's OpenMP pool likewise): 
 right after the other library's shares its cores with those spinners (measured here: 64->32
 k3 on 7x7 took 10.2 ms that way, 6.0 ms alone). After the pause the other library's threads
 are asleep, and the untimed call wakes the own pool (torch's 1x1 conv took 9.8 ms straight
-after a pause, 4.3 ms warm), so the timed call sees what a training loop sees.
+after a pause, 4.3 ms warm), so the timed call sees what a training loop sees. The loop is
+bench_train.time_interleaved, shared by both scripts.
 
 Prints numpy's float32 matmul GFLOP/s from the same run as a yardstick. `--threads` sets
 torch's threads only; numpy's BLAS threads are fixed at start-up by OPENBLAS_NUM_THREADS
@@ -26,10 +27,11 @@ torch's threads only; numpy's BLAS threads are fixed at start-up by OPENBLAS_NUM
 """
 import argparse
 import os
-import time
+import statistics
 
 import numpy as onp
 
+from bench.bench_train import matmul_gflops, time_interleaved
 from minivq.conv import (conv2d, conv2d_vjp, conv_output_size, conv_transpose2d, conv_transpose2d_vjp,
                          conv_transpose_output_size)
 
@@ -111,37 +113,6 @@ def make_torch_step(torch, kind, stride, padding, arrays):
     return step
 
 
-def matmul_gflops(n=1024, repeat=5):
-    """numpy float32 (n, n) @ (n, n) throughput: 2 n^3 flops, best of `repeat`."""
-    rng = onp.random.default_rng(0)
-    a, b = rng.standard_normal((2, n, n), dtype=onp.float32)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeat))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def time_alternately(steps, repeat, warmup, pause):
-    """(repeat, len(steps)) seconds: one timed call of each step per repeat, the order
-    flipped every repeat; each after `pause` seconds of sleep and one untimed call."""
-    for _ in range(warmup):
-        for s in steps:
-            s()
-    times = onp.zeros((repeat, len(steps)))
-    for r in range(repeat):
-        order = range(len(steps)) if r % 2 == 0 else reversed(range(len(steps)))
-        for i in order:
-            time.sleep(pause)
-            steps[i]()
-            times[r, i] = _timed(steps[i])
-    return times
-
-
 def main(batch=128, repeat=15, warmup=3, stat="median", threads=2, pause=0.15):
     try:
         import torch
@@ -149,9 +120,9 @@ def main(batch=128, repeat=15, warmup=3, stat="median", threads=2, pause=0.15):
     except ImportError:
         torch = None
         print("torch is not installed: timing minivq only (pip install -e .[bench] for the comparison)")
-    reduce = onp.median if stat == "median" else onp.min
+    reduce = statistics.median if stat == "median" else min
     rng = onp.random.default_rng(0)
-    print(f"numpy float32 matmul: {matmul_gflops():.1f} GFLOP/s; batch {batch}, {stat} of {repeat} after "
+    print(f"numpy float32 matmul: {matmul_gflops(1024):.1f} GFLOP/s; batch {batch}, {stat} of {repeat} after "
           f"{warmup} warm-up; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'shape':<32} {'minivq ms':>10} {'GEMMs ms':>9} {'torch ms':>9} {'ratio':>6} {'floor':>6}")
     totals, ratios = onp.zeros(3), []
@@ -159,7 +130,8 @@ def main(batch=128, repeat=15, warmup=3, stat="median", threads=2, pause=0.15):
         step, arrays = make_minivq_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
         steps = [step, make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)]
         steps += [make_torch_step(torch, kind, stride, padding, arrays)] if torch else []
-        ms = reduce(time_alternately(steps, repeat, warmup, pause), axis=0) * 1e3
+        seconds = time_interleaved(dict(enumerate(steps)), repeat, warmup, pause, reduce)
+        ms = onp.array([seconds[i] for i in range(len(steps))]) * 1e3
         label = f"{kind} {c_in}->{c_out} k{kernel} s{stride} p{padding} {size}x{size}"
         totals[:len(ms)] += ms
         if torch:

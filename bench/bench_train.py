@@ -180,8 +180,9 @@ def torch_prior_like(torch, ref, params):
 
 # ----------------------------------------------------------------------------- timing
 
-def time_interleaved(runners, repeats, warmup, pause):
-    """Median seconds of each runner; one call of each per repeat, the order flipped every repeat.
+def time_interleaved(runners, repeats, warmup, pause, reduce=statistics.median):
+    """Median (or `reduce`) seconds of each runner; one call of each per repeat, the order
+    flipped every repeat.
 
     Before every timed call: sleeps `pause` seconds, then makes one untimed call. After a
     BLAS call OpenBLAS keeps its worker threads spinning for 2^28 cycles (~0.1 s here;
@@ -203,7 +204,7 @@ def time_interleaved(runners, repeats, warmup, pause):
             start = time.perf_counter()
             runners[name]()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: reduce(t) for name, t in times.items()}
 
 
 def matmul_gflops(n=2048, repeats=5):
