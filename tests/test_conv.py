@@ -231,6 +231,22 @@ def test_both_input_grad_algorithms_match_loop(rng, kernel, stride, padding, hei
     onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
 
 
+def assert_joint_vjp(monkeypatch, fn, reference, shared_name, a, w, g, *options):
+    """fn's VJP asked for both arguments at once, in both orders, against autograd's
+    derivative of `reference`; and proof that it went through conv.<shared_name>."""
+    loss = lambda conv: (lambda a_, w_: np.sum(conv(a_, w_, *options) * g))
+    expected = grad(loss(reference), (0, 1))(a, w)
+    joint_calls = []
+    shared = getattr(conv_module, shared_name)
+    monkeypatch.setattr(conv_module, shared_name, lambda *args: joint_calls.append(1) or shared(*args))
+    for argnums in ((0, 1), (1, 0)):
+        got = grad(loss(fn), argnums)(a, w)
+        for got_one, which in zip(got, argnums):
+            onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
+    assert len(joint_calls) == 2                      # the shared path really ran, both times
+    check_grads(lambda a_, w_: fn(a_, w_, *options), modes=["rev"], order=1)(a, w)
+
+
 @pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + [
     (3, 1, ((1, 0), (1, 1)), 5, 6), (4, 2, ((2, 1), (0, 3)), 7, 6), (3, 2, ((0, 2), (2, 0)), 5, 5)])
 def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width):
@@ -239,17 +255,7 @@ def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, 
     # C_in). Against autograd's derivative of the slicing reference, in both argument orders.
     x, w = random_case(rng, kernel, height, width, c_in=4, c_out=3)
     g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
-    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
-    expected = grad(loss(ref_conv2d), (0, 1))(x, w)
-    joint_calls = []
-    shared = conv_module._conv_grads
-    monkeypatch.setattr(conv_module, "_conv_grads", lambda *a: joint_calls.append(1) or shared(*a))
-    for argnums in ((0, 1), (1, 0)):
-        got = grad(loss(conv2d), argnums)(x, w)
-        for got_one, which in zip(got, argnums):
-            onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
-    assert len(joint_calls) == 2                      # the shared path really ran, both times
-    check_grads(lambda x_, w_: conv2d(x_, w_, stride, padding), modes=["rev"], order=1)(x, w)
+    assert_joint_vjp(monkeypatch, conv2d, ref_conv2d, "_conv_grads", x, w, g, stride, padding)
 
 
 @pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
@@ -258,17 +264,8 @@ def test_joint_transpose_vjp_matches_reference(rng, monkeypatch, kernel, stride,
     y, w = random_case(rng, kernel, height, width, transpose=True)
     op = (stride - 1, 0)
     g = rng.standard_normal(conv_transpose2d(y, w, stride, padding, op).shape)
-    loss = lambda conv: (lambda y_, w_: np.sum(conv(y_, w_, stride, padding, op) * g))
-    expected = grad(loss(ref_conv_transpose2d), (0, 1))(y, w)
-    joint_calls = []
-    shared = conv_module._conv_forward_and_weight_grad
-    monkeypatch.setattr(conv_module, "_conv_forward_and_weight_grad", lambda *a: joint_calls.append(1) or shared(*a))
-    for argnums in ((0, 1), (1, 0)):
-        got = grad(loss(conv_transpose2d), argnums)(y, w)
-        for got_one, which in zip(got, argnums):
-            onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
-    assert len(joint_calls) == 2
-    check_grads(lambda y_, w_: conv_transpose2d(y_, w_, stride, padding, op), modes=["rev"], order=1)(y, w)
+    assert_joint_vjp(monkeypatch, conv_transpose2d, ref_conv_transpose2d, "_conv_forward_and_weight_grad",
+                     y, w, g, stride, padding, op)
 
 
 # One-sided padding ((top, bottom), (left, right)): the PixelCNN's cropped causal kernels.
