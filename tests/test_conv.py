@@ -231,19 +231,20 @@ def test_both_input_grad_algorithms_match_loop(rng, kernel, stride, padding, hei
     onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
 
 
-def assert_joint_vjp(monkeypatch, fn, reference, shared_name, a, w, g, *options):
+def assert_joint_vjp(monkeypatch, fn, reference, shared_name, a, w, g, *options, shared=True):
     """fn's VJP asked for both arguments at once, in both orders, against autograd's
-    derivative of `reference`; and proof that it went through conv.<shared_name>."""
+    derivative of `reference`; and proof that it went through conv.<shared_name> (or,
+    with shared=False, that it did not)."""
     loss = lambda conv: (lambda a_, w_: np.sum(conv(a_, w_, *options) * g))
     expected = grad(loss(reference), (0, 1))(a, w)
     joint_calls = []
-    shared = getattr(conv_module, shared_name)
-    monkeypatch.setattr(conv_module, shared_name, lambda *args: joint_calls.append(1) or shared(*args))
+    shared_fn = getattr(conv_module, shared_name)
+    monkeypatch.setattr(conv_module, shared_name, lambda *args: joint_calls.append(1) or shared_fn(*args))
     for argnums in ((0, 1), (1, 0)):
         got = grad(loss(fn), argnums)(a, w)
         for got_one, which in zip(got, argnums):
             onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
-    assert len(joint_calls) == 2                      # the shared path really ran, both times
+    assert len(joint_calls) == (2 if shared else 0)   # the shared path really ran (or not), both times
     check_grads(lambda a_, w_: fn(a_, w_, *options), modes=["rev"], order=1)(a, w)
 
 
@@ -252,10 +253,29 @@ def assert_joint_vjp(monkeypatch, fn, reference, shared_name, a, w, g, *options)
 def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width):
     # Asked for x and w together, conv2d's VJP takes both from one gather of g
     # (_conv_grads) when the gather path is the input grad's cheaper one (here: C_out <
-    # C_in). Against autograd's derivative of the slicing reference, in both argument orders.
+    # C_in) and the shared dw needs no more multiplies than the plain one. _conv_grads
+    # itself must be right in every case; the VJP, whichever way it goes, in both orders.
     x, w = random_case(rng, kernel, height, width, c_in=4, c_out=3)
     g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
-    assert_joint_vjp(monkeypatch, conv2d, ref_conv2d, "_conv_grads", x, w, g, stride, padding)
+    pads = (padding,) * 4 if onp.ndim(padding) == 0 else (*padding[0], *padding[1])
+    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
+    for got, expected in zip(conv_module._conv_grads(x, w, g, stride, pads), grad(loss(ref_conv2d), (0, 1))(x, w)):
+        onp.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    shared = conv_module._shared_dw_is_cheaper(x.shape, w.shape, stride, pads)
+    assert_joint_vjp(monkeypatch, conv2d, ref_conv2d, "_conv_grads", x, w, g, stride, padding, shared=shared)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,size,shared", [
+    (3, 1, 1, 7, True),      # the decoder's 3x3 convs: the same multiplies, one gather fewer
+    (3, 1, 0, 7, False),     # unpadded: the blocks cover all 7x7 pixels of x for 5x5 outputs
+    (2, 2, 0, 8, True),      # non-overlapping 2x2 patches: the blocks are the windows
+    (4, 2, 1, 14, False),    # the encoder's 4x4 stride 2: blocks cover 16x16 of x_pad for 14x14 of x
+    (3, 2, 1, 7, False),
+])
+def test_shared_dw_only_when_no_extra_multiplies(kernel, stride, padding, size, shared):
+    # Counted by hand: (blocks per image) * (s*t)^2 against (output pixels) * k^2, t = ceil(k/s).
+    w_shape, x_shape = (kernel, kernel, 4, 3), (1, size, size, 4)
+    assert conv_module._shared_dw_is_cheaper(x_shape, w_shape, stride, (padding,) * 4) is shared
 
 
 @pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
