@@ -16,6 +16,10 @@ median step time, and the minor page faults per step (getrusage), for:
     vqvae / prior, separate VJPs   conv2d's x and w gradients each on their own (x's windows
                                    gathered for dw, g's for dx) instead of both from one
                                    gather of g (conv._conv_grads)
+    vqvae, always shared dw        conv._conv_grads for every conv that takes the gather
+                                   path, also where its dw needs more multiplies than the
+                                   plain one (the encoder's 4x4 stride-2 conv; before the
+                                   conv._shared_dw_is_cheaper rule)
     vqvae / prior, chunk N KiB     im2col batch chunks of N KiB instead of the default
 
 The scratch buffers matter most where no other work has taught glibc to keep freed
@@ -69,20 +73,22 @@ def separate_vjps(argnums, ans, args, kwargs):
     return lambda g: tuple(vjp(g)[0] for vjp in vjps)
 
 
-def with_settings(step, scratch=True, chunk_bytes=None, joint_vjp=True):
+def with_settings(step, scratch=True, chunk_bytes=None, joint_vjp=True, always_shared_dw=False):
     """step wrapped so that it runs with the given conv settings, restored afterwards."""
     def run(batch):
-        saved = conv_module._scratch_array, conv_module._CHUNK_BYTES
+        saved = conv_module._scratch_array, conv_module._CHUNK_BYTES, conv_module._shared_dw_is_cheaper
         if not scratch:
             conv_module._scratch_array = fresh_arrays
         if chunk_bytes:
             conv_module._CHUNK_BYTES = chunk_bytes
         if not joint_vjp:
             defvjp_argnums(conv_module.conv2d, separate_vjps)
+        if always_shared_dw:
+            conv_module._shared_dw_is_cheaper = lambda *args: True
         try:
             step(batch)
         finally:
-            conv_module._scratch_array, conv_module._CHUNK_BYTES = saved
+            conv_module._scratch_array, conv_module._CHUNK_BYTES, conv_module._shared_dw_is_cheaper = saved
             defvjp_argnums(conv_module.conv2d, conv_module.conv2d_vjp)
     return run
 
@@ -103,6 +109,7 @@ def main(rounds=8, steps=4, batch=128):
         "prior, full masked kernels": (prior_step(prior_params, crop=False), grids),
         "vqvae, separate VJPs": (with_settings(vqvae_step, joint_vjp=False), images),
         "prior, separate VJPs": (with_settings(cropped_prior, joint_vjp=False), grids),
+        "vqvae, always shared dw": (with_settings(vqvae_step, always_shared_dw=True), images),
     }
     for kib in CHUNK_KIB:
         variants[f"vqvae, chunk {kib} KiB"] = (with_settings(vqvae_step, chunk_bytes=kib << 10), images)
