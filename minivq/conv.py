@@ -151,6 +151,14 @@ def _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
         return
     windows = _windows(_pad_or_crop(x, *pads), kh, kw, stride, out_h, out_w)   # (B, Ho, Wo, kh, kw, C)
     for n in chunks:
+        if c_in == 1:
+            # One channel (grey images): a window row is only kw numbers, too short a copy.
+            # Copy tap by tap instead, each a strided image of Wo-long rows, into (kh*kw, pixels),
+            # and hand over its transpose, which BLAS reads as it is.
+            taps = _scratch_array("rows", (kh, kw) + windows[n].shape[:3], x.dtype)
+            onp.copyto(taps, windows[n][..., 0].transpose(3, 4, 0, 1, 2))
+            yield n, taps.reshape(kh * kw, -1).T
+            continue
         rows = _scratch_array("rows", windows[n].shape, x.dtype)
         onp.copyto(rows, windows[n])                                           # the copy
         yield n, rows.reshape(-1, kh * kw * c_in)

@@ -151,10 +151,11 @@ def test_conv_transpose2d_hand_computed():
 
 # ---------------------------------------------------------------- 2. against the loop oracles
 
+@pytest.mark.parametrize("c_in,c_out", CHANNELS)   # one input channel: im2col copies tap by tap
 @pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
 @pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
-def test_conv2d_matches_loop(rng, kernel, stride, padding, height, width, dtype):
-    x, w = random_case(rng, kernel, height, width, dtype=dtype)
+def test_conv2d_matches_loop(rng, kernel, stride, padding, height, width, dtype, c_in, c_out):
+    x, w = random_case(rng, kernel, height, width, c_in, c_out, dtype=dtype)
     y = conv2d(x, w, stride=stride, padding=padding)
     assert y.dtype == dtype
     onp.testing.assert_allclose(y, loop_conv2d(x, w, stride, padding), rtol=DTYPE_TOL[dtype], atol=DTYPE_TOL[dtype])
@@ -278,10 +279,12 @@ def test_shared_dw_only_when_no_extra_multiplies(kernel, stride, padding, size, 
     assert conv_module._shared_dw_is_cheaper(x_shape, w_shape, stride, (padding,) * 4) is shared
 
 
+@pytest.mark.parametrize("c_in,c_out", CHANNELS)
 @pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
-def test_joint_transpose_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width):
-    # conv_transpose2d asked for y and w together shares one im2col of g between them.
-    y, w = random_case(rng, kernel, height, width, transpose=True)
+def test_joint_transpose_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width, c_in, c_out):
+    # conv_transpose2d asked for y and w together shares one im2col of g between them
+    # (with one output channel, as the decoder's last layer, g's im2col goes tap by tap).
+    y, w = random_case(rng, kernel, height, width, c_in, c_out, transpose=True)
     op = (stride - 1, 0)
     g = rng.standard_normal(conv_transpose2d(y, w, stride, padding, op).shape)
     assert_joint_vjp(monkeypatch, conv_transpose2d, ref_conv_transpose2d, "_conv_forward_and_weight_grad",
