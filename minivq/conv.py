@@ -339,8 +339,9 @@ def _shared_dw_is_cheaper(x_shape, w_shape, stride, pads):
 
     At stride 1 the two are equal and sharing saves a gather of x. With a 4x4 kernel at
     stride 2, pad 1 on 14x14 the blocks cover 16x16 rows for 14x14 of x: 1.31x the
-    multiplies, plus a padded space-to-depth copy of x, and the shared path took 10.0 ms
-    against 7.3 ms for the two on their own (B=128, 32->64 channels; python -m bench.bench_conv).
+    multiplies, plus a padded space-to-depth copy of x: there the two gradients took 10.0 ms
+    shared against 7.3 ms on their own (B=128, 32->64 channels, a one-off interleaved
+    timing; `python -m bench.ablations`, row 'vqvae, always shared dw', times the step).
     """
     kh, kw, _, _ = w_shape
     _, height, width, _ = x_shape
@@ -393,9 +394,9 @@ def conv2d_vjp(argnums, ans, args, kwargs):
     x, w = args[:2]
     options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
     stride, padding = options.get("stride", 1), options.get("padding", 0)
-    both = None
-    if not _scatter_is_cheaper(w.shape, stride) and _shared_dw_is_cheaper(x.shape, w.shape, stride, _pads(padding)):
-        both = lambda g: _conv_grads(x, w, g, stride, _pads(padding))   # noqa: E731
+    both, pads = None, _pads(padding)
+    if not _scatter_is_cheaper(w.shape, stride) and _shared_dw_is_cheaper(x.shape, w.shape, stride, pads):
+        both = lambda g: _conv_grads(x, w, g, stride, pads)   # noqa: E731
     return _argnums_vjp(argnums, both, (conv2d_vjp_x, conv2d_vjp_w), ans, (x, w, stride, padding))
 
 
