@@ -30,20 +30,13 @@ import numpy as onp
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
 from minivq.data import load_mnist_embedded                      # noqa: E402
-from minivq.plots import (codebook_usage, image_grid, reconstructions,   # noqa: E402
+from minivq.plots import (codebook_usage, history_records, image_grid, reconstructions,   # noqa: E402
                           sample_comparison, training_curves)
 from minivq.sampling import random_codebook_rows                 # noqa: E402
 from minivq.train import train                                   # noqa: E402
 from minivq.tree import tree_count                               # noqa: E402
 from minivq.vqvae import build_vqvae                             # noqa: E402
 from demos.demo_common import spread           # noqa: E402
-
-
-def eval_curves(history):
-    """Train records plus the eval records renamed test_* (one plotted line per metric)."""
-    evals = [{"step": r["step"], "test_mse": r["test_mse"], "test_perplexity": r["perplexity"]}
-             for r in history["eval"]]
-    return history["train"] + evals
 
 
 def main(steps=1000, batch_size=128, lr=1e-3, num_codes=64, code_dim=16, hidden=64, eval_every=250,
@@ -100,7 +93,7 @@ def main(steps=1000, batch_size=128, lr=1e-3, num_codes=64, code_dim=16, hidden=
     image_grid(samples, os.path.join(out, "random_rows.png"), title="decoded random codebook rows")
     test_codes = model.encode(params, x_test)[0]                  # (N_test, 1, 1)
     codebook_usage(test_codes, num_codes, os.path.join(out, "codebook_usage.png"))
-    training_curves(eval_curves(result.history), os.path.join(out, "training_curves.png"))
+    training_curves(history_records(result.history), os.path.join(out, "training_curves.png"))
     print(f"figures written to {out}/")
     return {"test_mse": metrics["test_mse"], "perplexity": metrics["perplexity"],
             "used_codes": float(metrics["used_codes"]), "mse_to_cluster_mean": to_mean,

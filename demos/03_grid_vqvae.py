@@ -30,19 +30,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from minivq.autoencoder import build_autoencoder                 # noqa: E402
 from minivq.data import load_mnist_embedded                      # noqa: E402
-from minivq.plots import (code_grid_map, codebook_usage, reconstructions,   # noqa: E402
+from minivq.plots import (code_grid_map, codebook_usage, history_records, reconstructions,   # noqa: E402
                           sample_comparison, training_curves)
 from minivq.train import train                                   # noqa: E402
 from minivq.tree import tree_count                               # noqa: E402
 from minivq.vqvae import build_vqvae, code_grid_shape            # noqa: E402
 from demos.demo_common import spread           # noqa: E402
-
-
-def eval_curves(history):
-    """Train records plus the eval records renamed test_* (one plotted line per metric)."""
-    evals = [{"step": r["step"], "test_mse": r["test_mse"], "test_perplexity": r["perplexity"]}
-             for r in history["eval"]]
-    return history["train"] + evals
 
 
 def main(steps=1000, ae_steps=1000, batch_size=128, lr=1e-3, num_codes=64, code_dim=16, hidden=64,
@@ -101,7 +94,7 @@ def main(steps=1000, ae_steps=1000, batch_size=128, lr=1e-3, num_codes=64, code_
     test_codes = onp.concatenate([model.encode(params, x_test[i:i + 500])[0]
                                   for i in range(0, len(x_test), 500)])   # (N_test, 7, 7)
     codebook_usage(test_codes, num_codes, os.path.join(out, "codebook_usage.png"))
-    training_curves(eval_curves(result.history), os.path.join(out, "training_curves.png"))
+    training_curves(history_records(result.history), os.path.join(out, "training_curves.png"))
     print(f"figures written to {out}/; reuse the VQ-VAE with --vqvae-run {os.path.join(out, 'vqvae')}")
     return {"test_mse": metrics["test_mse"], "perplexity": metrics["perplexity"],
             "used_codes": float(metrics["used_codes"]), "ae_test_mse": ae_mse}

@@ -174,6 +174,17 @@ def reconstructions(originals, recons, path, n=16, title=None):
     return _save(fig, path)
 
 
+def history_records(history):
+    """train.train's history {'train': [...], 'eval': [...]} as one record list for
+    training_curves: every train record, then every eval record with its metrics named
+    test_* ('test_mse' stays, 'perplexity' becomes 'test_perplexity'); the eval's timing
+    ('seconds') and code count ('used_codes') are left out."""
+    evals = [{"step": r["step"], **{k if k.startswith("test_") else f"test_{k}": v
+                                    for k, v in r.items() if k not in ("step", "seconds", "used_codes")}}
+             for r in history["eval"]]
+    return history["train"] + evals
+
+
 def training_curves(history, path, keys=("loss", "recon_mse", "perplexity")):
     """Write one stacked subplot per metric found in history, against 'step'.
 

@@ -35,7 +35,7 @@ from .checkpoint import load_checkpoint
 from .codes import encode_dataset, load_code_grids, save_code_grids
 from .data import IDX_SOURCES, load_dataset
 from .pixelcnn import bits_per_code, init_pixelcnn, make_config, prior_loss
-from .plots import (code_grid_map, codebook_usage, image_grid, reconstructions,
+from .plots import (code_grid_map, codebook_usage, history_records, image_grid, reconstructions,
                     sample_comparison, training_curves)
 from .quantize import perplexity, used_codes
 from .sampling import (independent_bits, random_codebook_rows, sample_grids,
@@ -161,11 +161,7 @@ def _prepare(directory, settings, resume, force, what, command):
 
 def _curves(history_path, figure_path, keys):
     """Training curves from history.json: every train record, plus eval metrics as test_*."""
-    history = _read_json(history_path)
-    evals = [{"step": r["step"], **{k if k.startswith("test_") else f"test_{k}": v
-                                    for k, v in r.items() if k not in ("step", "seconds", "used_codes")}}
-             for r in history["eval"]]
-    return training_curves(history["train"] + evals, figure_path, keys)
+    return training_curves(history_records(_read_json(history_path)), figure_path, keys)
 
 
 def _best_eval(history_path, metric):

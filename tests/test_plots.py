@@ -5,6 +5,7 @@ import pytest
 from matplotlib import colormaps
 
 from minivq.plots import (
+    history_records,
     code_grid_map, codebook_usage, image_grid, reconstructions, sample_comparison,
     tile_images, training_curves)
 
@@ -92,6 +93,16 @@ def test_reconstructions(tmp_path, rng):
     pixels = read_png(path)
     assert_not_blank(pixels)
     assert black_fraction(pixels) > 0.05                   # the all-black reconstructions
+
+
+def test_history_records_renames_eval_metrics():
+    # train.train's history: eval metrics become test_*, timings and code counts are dropped.
+    history = {"train": [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.4}],
+               "eval": [{"step": 2, "test_mse": 0.01, "perplexity": 30.0, "used_codes": 60, "seconds": 1.5},
+                        {"step": 4, "test_bits": 3.1}]}
+    assert history_records(history) == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.4},
+                                        {"step": 2, "test_mse": 0.01, "test_perplexity": 30.0},
+                                        {"step": 4, "test_bits": 3.1}]
 
 
 def test_training_curves_one_panel_per_present_metric(tmp_path):
