@@ -1,5 +1,4 @@
 """Gated PixelCNN: stack convolutions by hand, exact causality with no blind spot, loop oracle, grads."""
-import autograd.numpy as np
 import numpy as onp
 import pytest
 from autograd import grad
@@ -7,6 +6,7 @@ from autograd.test_util import check_grads
 
 from minivq.gated_pixelcnn import gate, horizontal_conv, shift_down, shift_right, vertical_conv
 from minivq.pixelcnn import init_pixelcnn, logits_from_embedded, pixelcnn_logits, prior_loss
+from minivq.testing import input_dependence, strictly_earlier
 from minivq.tree import tree_cast
 
 TINY = dict(num_codes=5, channels=8, num_blocks=4, first_kernel=3, kernel=3, gated=True)
@@ -118,23 +118,7 @@ def test_logits_match_loop_oracle(rng):
 
 
 # ---------------------------------------------------------------- causality, no blind spot
-
-def input_dependence(logits_fn, x, seed=0):
-    """dep[i, j, r, c] = True iff d logits[:, i, j, :] / d x[:, r, c, :] has a nonzero entry."""
-    _, height, width, _ = x.shape
-    projection = onp.random.default_rng(seed).normal(size=logits_fn(x).shape[-1])
-    dep = onp.zeros((height, width, height, width), bool)
-    for i in range(height):
-        for j in range(width):
-            g = grad(lambda x_: np.sum(logits_fn(x_)[:, i, j, :] * projection))(x)   # (B, h, w, C)
-            dep[i, j] = onp.any(g != 0, axis=(0, 3))
-    return dep
-
-
-def strictly_earlier(height, width):
-    """earlier[i, j, r, c] = (r, c) comes before (i, j) in raster order."""
-    order = onp.arange(height * width).reshape(height, width)
-    return order[None, None, :, :] < order[:, :, None, None]
+# (input_dependence and strictly_earlier: minivq.testing)
 
 
 @pytest.mark.parametrize("input_mode, num_classes", [("embedding", None), ("codes", None), ("embedding", 3)])

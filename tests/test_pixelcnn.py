@@ -1,7 +1,6 @@
 """PixelCNN prior: masks by hand, exact causality through gradients, a loop oracle, the loss."""
 import math
 
-import autograd.numpy as np
 import numpy as onp
 import pytest
 from autograd import grad
@@ -10,6 +9,7 @@ from autograd.test_util import check_grads
 from minivq.pixelcnn import (bits_per_code, causal_mask, config_from_params, cross_entropy,
                              init_pixelcnn, logits_from_embedded, make_config, pixelcnn_logits,
                              prior_loss)
+from minivq.testing import input_dependence, strictly_earlier
 from minivq.tree import tree_cast
 
 TINY = dict(num_codes=5, channels=6, num_blocks=2, first_kernel=3, kernel=3)
@@ -125,27 +125,7 @@ def test_logits_match_loop_oracle_both_modes(rng):
 
 
 # ---------------------------------------------------------------- causality, exactly
-
-def input_dependence(logits_fn, x, seed=0):
-    """dep[i, j, r, c] = True iff d logits[:, i, j, :] / d x[:, r, c, :] has a nonzero entry.
-
-    x: (B, h, w, C) float; one reverse pass per output cell, with a random projection of
-    the K logits so that no cancellation between them can hide a dependence.
-    """
-    _, height, width, _ = x.shape
-    projection = onp.random.default_rng(seed).normal(size=logits_fn(x).shape[-1])
-    dep = onp.zeros((height, width, height, width), bool)
-    for i in range(height):
-        for j in range(width):
-            g = grad(lambda x_: np.sum(logits_fn(x_)[:, i, j, :] * projection))(x)   # (B, h, w, C)
-            dep[i, j] = onp.any(g != 0, axis=(0, 3))
-    return dep
-
-
-def strictly_earlier(height, width):
-    """earlier[i, j, r, c] = (r, c) comes before (i, j) in raster order."""
-    order = onp.arange(height * width).reshape(height, width)
-    return order[None, None, :, :] < order[:, :, None, None]
+# (input_dependence and strictly_earlier: minivq.testing)
 
 
 def propagate(dep, mask):
