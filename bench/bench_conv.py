@@ -32,8 +32,8 @@ import statistics
 import numpy as onp
 
 from bench.bench_train import matmul_gflops, time_interleaved
-from minivq.conv import (_phase_range, _shared_dw_is_cheaper, conv2d, conv2d_vjp, conv_output_size, conv_transpose2d,
-                         conv_transpose2d_vjp, conv_transpose_output_size)
+from minivq.conv import (_phase_range, _scatter_is_cheaper, _shared_dw_is_cheaper, conv2d, conv2d_vjp,
+                         conv_output_size, conv_transpose2d, conv_transpose2d_vjp, conv_transpose_output_size)
 
 # (kind, C_in -> C_out as the layer sees it, kernel, stride, padding, input H=W)
 SHAPES = [
@@ -86,12 +86,12 @@ def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
     rows, taps = batch * out * out, kernel * kernel
     q_lo, q_hi, t = _phase_range(height, kernel, stride, padding)    # the s x s blocks of x_pad dx computes
     q = q_hi - q_lo
+    w_shape, x_shape = (kernel, kernel, channels, features), (batch, height, height, channels)
     shapes = [(rows, taps * channels, features), (taps * channels, rows, features)]
-    if 2 * taps * channels < t * t * features:
+    if _scatter_is_cheaper(w_shape, stride):
         shapes.append((rows, features, taps * channels))
     else:
         shapes.append((batch * q * q, t * t * features, stride * stride * channels))
-        w_shape, x_shape = (kernel, kernel, channels, features), (batch, height, height, channels)
         if kind == "conv" and _shared_dw_is_cheaper(x_shape, w_shape, stride, (padding,) * 4):
             shapes[1] = (t * t * features, batch * q * q, stride * stride * channels)
     operands = [(rng.standard_normal((m, k), dtype=onp.float32), rng.standard_normal((k, n), dtype=onp.float32))
