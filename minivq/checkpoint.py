@@ -6,9 +6,9 @@ of every tree, config, step) and '__minivq_sha256__' (a digest of that JSON and 
 array's name, dtype, shape and bytes). Pickle is never used: any array NumPy stores without
 it (float, int, uint, bool, unicode; 0-d too) round-trips bit-exactly.
 
-Writes are atomic: the file is built in a temp file next to the target, fsync'ed, then
-os.replace'd onto it, so a crash never leaves a half-written checkpoint. Loading checks the
-record, the version and the digest, and raises CheckpointError (a ValueError) otherwise.
+Writes are atomic (`files.atomic_open`): a crash never leaves a half-written checkpoint.
+Loading checks the record, the version and the digest, and raises CheckpointError (a
+ValueError) otherwise.
 
     extra = {"rng": onp.array(rng_state_to_json(rng))}     # the random stream, as text
     save_checkpoint("ckpt.npz", params, opt_state, config={"lr": 1e-3}, step=100, extra=extra)
@@ -19,11 +19,11 @@ import hashlib
 import json
 import operator
 import os
-import tempfile
 import zipfile
 
 import numpy as onp
 
+from minivq.files import atomic_open
 from minivq.tree import tree_flatten_with_paths
 
 FORMAT, VERSION = "minivq", 1
@@ -101,27 +101,8 @@ def _write(path, kind, trees, config=None, step=0):
                             "config": config, "structure": {name: _structure(tree) for name,
                             tree in trees.items() if tree is not None}}, allow_nan=False)
     records = {META_KEY: onp.array(meta_text), DIGEST_KEY: onp.array(_digest(meta_text, arrays))}
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = tempfile.NamedTemporaryFile(delete=False, dir=directory,
-                                      prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with tmp:
-            onp.savez(tmp, allow_pickle=False, **arrays, **records)  # file object: no '.npz' added
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp.name, 0o644)  # NamedTemporaryFile creates 0600; a checkpoint is a normal data file
-        os.replace(tmp.name, path)
-    except BaseException:
-        if os.path.exists(tmp.name):
-            os.unlink(tmp.name)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with atomic_open(path) as f:
+        onp.savez(f, allow_pickle=False, **arrays, **records)
 
 
 def _read(path, kind):

@@ -11,10 +11,11 @@ Files are plain .npz, read with allow_pickle=False and validated on load.
 """
 import collections
 import os
-import tempfile
 import zipfile
 
 import numpy as onp
+
+from .files import atomic_save_npz
 
 CodeGrids = collections.namedtuple("CodeGrids", ["indices", "codes", "labels"])
 
@@ -66,15 +67,7 @@ def save_code_grids(path, grids):
     arrays = {"indices": grids.indices, "codes": grids.codes}
     if grids.labels is not None:
         arrays["labels"] = grids.labels
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:       # a file object: numpy adds no '.npz' suffix
-            onp.savez(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save_npz(path, arrays)
 
 
 def load_code_grids(path):

@@ -22,7 +22,6 @@ steps, then resume to 2N, gives the same parameters as 2N steps in one go.
 import json
 import math
 import os
-import tempfile
 import time
 from collections import namedtuple
 
@@ -32,6 +31,7 @@ from autograd.tracer import getval
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
+from .files import as_stored, atomic_write_json
 from .optim import adam
 from .tree import tree_flatten_with_paths
 
@@ -98,19 +98,6 @@ def _check_step(loss, loss_dtype, params, grads, step):
                                         f"(loss {loss})")
 
 
-def _write_json(path, obj):
-    """Atomic JSON write: temp file in the same folder, then os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.chmod(tmp, 0o644)   # mkstemp makes the file private (0600); history is meant to be read
-    os.replace(tmp, path)
-
-
-def _normalised(config):
-    return json.loads(json.dumps(config, sort_keys=True))   # tuples -> lists, as stored
-
-
 def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, hook_state=None,
           eval_fn=None, eval_every=1000, best_metric="test_mse", out_dir=None,
           checkpoint_every=1000, resume=False, config=None, progress=True):
@@ -147,9 +134,9 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, 
 
     if resume and os.path.exists(paths["checkpoint.npz"]):
         ckpt = load_checkpoint(paths["checkpoint.npz"])
-        if ckpt["config"] != _normalised(config):
+        if ckpt["config"] != as_stored(config):
             raise ValueError(f"cannot resume {paths['checkpoint.npz']}: it was trained with config "
-                             f"{ckpt['config']}, got {_normalised(config)}")
+                             f"{ckpt['config']}, got {as_stored(config)}")
         params, opt_state, start = ckpt["params"], ckpt["opt_state"], ckpt["step"]
         last_saved = start
         extra = ckpt["extra"]
@@ -194,10 +181,10 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, 
             if out_dir is not None and (done % checkpoint_every == 0 or done == steps):
                 save(paths["checkpoint.npz"], done)
                 last_saved = done
-                _write_json(paths["history.json"], history)
+                atomic_write_json(paths["history.json"], history)
     except TrainingDivergedError as err:
         if out_dir is not None:
-            _write_json(paths["history.json"], history)
+            atomic_write_json(paths["history.json"], history)
             if last_saved is not None:
                 raise TrainingDivergedError(f"{err}; the last good checkpoint "
                                             f"{paths['checkpoint.npz']} (step {last_saved}) is kept") from None
