@@ -1,4 +1,4 @@
-"""The `minivq` command line: argparse over the pipeline steps of `runs.py`.
+"""The `minivq` command line: argparse over the pipeline steps of `pipeline.py`.
 
     minivq train-vqvae --out runs/mine          # images -> VQ-VAE (RUN/vqvae)
     minivq encode --run runs/mine               # images -> code grids (RUN/codes)
@@ -15,9 +15,10 @@ import argparse
 import sys
 import time
 
-from . import runs
+from . import pipeline
 from .checkpoint import CheckpointError
 from .data import SPECS
+from .demo import demo
 from .train import TrainingDivergedError
 from .vqvae import VQVAE_DEFAULTS
 
@@ -55,7 +56,7 @@ def _train_vqvae(args):
         "kind", "num_codes", "code_dim", "hidden", "res_hidden", "num_res_blocks",
         "num_downsamplings", "beta", "codebook_update", "ema_decay", "restart_after",
         "codebook_init")}
-    result = runs.train_vqvae(args.run, data=args.data, steps=args.steps, batch_size=args.batch_size,
+    result = pipeline.train_vqvae(args.run, data=args.data, steps=args.steps, batch_size=args.batch_size,
                               lr=args.lr, eval_every=args.eval_every,
                               checkpoint_every=args.checkpoint_every, seed=args.seed,
                               resume=args.resume, force=args.force, download=args.download,
@@ -67,14 +68,14 @@ def _train_vqvae(args):
 
 
 def _encode(args):
-    result = runs.encode(args.run, batch_size=args.batch_size, progress=not args.no_progress)
+    result = pipeline.encode(args.run, batch_size=args.batch_size, progress=not args.no_progress)
     print(f"codes: train {result['train_shape']}, test {result['test_shape']}, perplexity "
           f"{result['perplexity']:.1f}, used codes {result['used_codes']}/{result['num_codes']} "
           f"(VQ-VAE step {result['vqvae_step']}) -> {result['folder']}")
 
 
 def _train_prior(args):
-    result = runs.train_prior(args.run, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+    result = pipeline.train_prior(args.run, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                               eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                               seed=args.seed, resume=args.resume, force=args.force,
                               dropout=args.dropout, input_mode=args.input_mode, gated=args.gated,
@@ -91,7 +92,7 @@ def _train_prior(args):
 
 def _sample(args):
     start = time.perf_counter()
-    path = runs.sample(args.run, n=args.n, temperature=args.temperature, top_k=args.top_k,
+    path = pipeline.sample(args.run, n=args.n, temperature=args.temperature, top_k=args.top_k,
                        seed=args.seed, labels=args.labels, name=args.name, compare=args.compare,
                        progress=not args.no_progress)
     print(f"{args.n} samples in {time.perf_counter() - start:.1f} s -> {path} "
@@ -99,7 +100,7 @@ def _sample(args):
 
 
 def _reconstruct(args):
-    path = runs.reconstruct(args.run, n=args.n, kind="flat" if args.flat else "grid")
+    path = pipeline.reconstruct(args.run, n=args.n, kind="flat" if args.flat else "grid")
     print(f"originals above reconstructions -> {path}")
 
 
@@ -107,7 +108,7 @@ def _demo(args):
     options = {key: getattr(args, key) for key in (
         "vqvae_steps", "flat_steps", "prior_steps", "batch_size", "prior_batch_size",
         "eval_every", "prior_eval_every", "n_samples", "seed")}
-    summary = runs.demo(args.run, quick=args.quick, resume=args.resume,
+    summary = demo(args.run, quick=args.quick, resume=args.resume,
                         progress=not args.no_progress, **options)
     print("\nfigures:")
     for path in summary["figures"]:

@@ -1,4 +1,4 @@
-"""Tests for minivq.cli and minivq.runs: the pipeline end to end through `main([...])`.
+"""Tests for minivq.cli and minivq.pipeline: the pipeline end to end through `main([...])`.
 
 Tiny networks and a few steps on the embedded MNIST, so that the whole file stays quick.
 Evidence: the files each command must write, read back and checked against independent
@@ -15,12 +15,13 @@ import matplotlib.image
 import numpy as onp
 import pytest
 
-from minivq import runs
+from minivq import pipeline
 from minivq.checkpoint import load_checkpoint
 from minivq.cli import build_parser, main
 from minivq.codes import load_code_grids
 from minivq.data import load_mnist_embedded
 from minivq.pixelcnn import pixelcnn_logits
+from minivq.run_dir import RUN_FILES
 from minivq.vqvae import build_vqvae
 
 K = 8                                                     # codebook size of the tiny VQ-VAE
@@ -72,7 +73,7 @@ def assert_png(path):
 # ---------------------------------------------------------------- the pipeline
 
 def test_chain_writes_the_run_directory(run):
-    for name in runs.RUN_FILES:
+    for name in RUN_FILES:
         assert os.path.isfile(os.path.join(run, "vqvae", name))
         assert os.path.isfile(os.path.join(run, "prior", name))
     for name in ("vqvae_curves", "prior_curves", "codebook_usage", "code_grid", "reconstructions"):
@@ -257,7 +258,7 @@ def test_debug_reraises_and_interrupt_exits_130(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "encode", interrupted)
+    monkeypatch.setattr(pipeline, "encode", interrupted)
     err = fails(capsys, "encode", "--run", tmp_path, code=130)
     assert "last checkpoint is kept" in err
 
