@@ -6,7 +6,7 @@ Every constructor returns two functions:
     apply(params, x)    -> y                      x includes the batch axis
 
 Parameters are plain dicts/lists of float32 arrays, so `autograd.grad` returns
-gradients of the same structure. Hyper-parameters (sizes, strides, masks) live in
+gradients of the same structure. Hyper-parameters (sizes, strides) live in
 the closures, never in `params`.
 
 Initialisation follows PyTorch's defaults (kaiming_uniform with a=sqrt(5)): weights
@@ -17,6 +17,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
 
+from .checks import check_indices
 from .conv import conv2d, conv_output_size, conv_transpose2d, conv_transpose_output_size
 
 
@@ -25,79 +26,21 @@ def _uniform(rng, shape, fan_in, dtype=onp.float32):
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def _mask_crop(mask, kernel_size, padding):
-    """Where a fixed mask lets the kernel see: (rows, cols, padding) of the cropped conv, or None.
-
-    The rows and columns of the kernel that the mask zeroes entirely contribute nothing, so
-    they can be cut off and the padding on that side cut by as much: the conv of the
-    cropped kernel over the input padded ((top, bottom), (left, right)) gives the same
-    output. For a causal 7x7 mask that skips 3 of 7 rows, for 3x3 one of 3.
-    """
+def Conv2d(out_channels, kernel_size, stride=1, padding=0):
+    """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels). Masked: pixelcnn.MaskedConv2d."""
     k = kernel_size
-    seen = onp.broadcast_to(mask, onp.broadcast_shapes(mask.shape, (k, k, 1, 1))).any(axis=(2, 3))  # (k, k)
-    if not seen.any():
-        return None
-    rows, cols = onp.flatnonzero(seen.any(axis=1)), onp.flatnonzero(seen.any(axis=0))
-    top, bottom = padding - rows[0], padding - (k - 1 - rows[-1])
-    left, right = padding - cols[0], padding - (k - 1 - cols[-1])
-    if min(top, bottom, left, right) < 0:   # cropping would also have to cut the input: keep it simple
-        return None
-    return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1),
-            ((int(top), int(bottom)), (int(left), int(right))))
-
-
-@primitive
-def crop_kernel(w, rows, cols):
-    """w[rows, cols] for slices rows, cols of the two kernel axes: (kh, kw, C, F) -> (h', w', C, F).
-
-    A primitive for its VJP, the gradient written into a zero kernel: autograd's own
-    getitem VJP scatters with np.add.at, several times slower.
-    """
-    return w[rows, cols]
-
-
-def crop_kernel_vjp_w(ans, w, rows, cols):
-    def vjp(g):
-        grad = onp.zeros(w.shape, g.dtype)
-        grad[rows, cols] = g
-        return grad
-    return vjp
-
-
-defvjp(crop_kernel, crop_kernel_vjp_w)
-
-
-def Conv2d(out_channels, kernel_size, stride=1, padding=0, mask=None):
-    """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels).
-
-    `mask` (optional, broadcastable to the HWIO weight) is fixed: apply uses
-    `w * mask`, so masked weights get exactly zero gradient and are never edited.
-    Kernel rows and columns the mask zeroes entirely are cropped away before the conv
-    (see _mask_crop): same output, fewer multiplies.
-    """
-    k = kernel_size
-    fixed_mask = None if mask is None else onp.asarray(mask, dtype=onp.float32)
-    crop = None if mask is None else _mask_crop(fixed_mask, k, padding)
 
     def init(rng, in_shape):
         height, width, c_in = in_shape
         fan_in = k * k * c_in
         params = {"w": _uniform(rng, (k, k, c_in, out_channels), fan_in),
                   "b": _uniform(rng, (out_channels,), fan_in)}
-        if fixed_mask is not None:
-            onp.broadcast_shapes(fixed_mask.shape, params["w"].shape)   # fail early on a bad mask
         out_shape = (conv_output_size(height, k, stride, padding),
                      conv_output_size(width, k, stride, padding), out_channels)
         return out_shape, params
 
     def apply(params, x):
-        if fixed_mask is None:
-            return conv2d(x, params["w"], stride, padding) + params["b"]
-        w = params["w"] * fixed_mask.astype(params["w"].dtype)
-        if crop is None:
-            return conv2d(x, w, stride, padding) + params["b"]
-        rows, cols, cropped_padding = crop
-        return conv2d(x, crop_kernel(w, rows, cols), stride, cropped_padding) + params["b"]
+        return conv2d(x, params["w"], stride, padding) + params["b"]
 
     return init, apply
 
@@ -176,13 +119,7 @@ def Embedding(num_embeddings, dim):
         return tuple(in_shape) + (dim,), {"table": table}
 
     def apply(params, indices):
-        indices = onp.asarray(indices)
-        if not onp.issubdtype(indices.dtype, onp.integer):
-            raise ValueError(f"Embedding: indices must be integers, got dtype {indices.dtype}")
-        if indices.size and (indices.min() < 0 or indices.max() >= num_embeddings):
-            raise ValueError(f"Embedding: indices must lie in [0, {num_embeddings}), "
-                             f"got range [{indices.min()}, {indices.max()}]")
-        return gather_rows(params["table"], indices)
+        return gather_rows(params["table"], check_indices(indices, num_embeddings))
 
     return init, apply
 

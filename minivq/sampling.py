@@ -19,7 +19,10 @@ import math
 
 import numpy as onp
 
-from .pixelcnn import check_labels, config_from_params, make_config, pixelcnn_logits
+from .checks import check_indices
+from .prior import check_labels
+
+GRIDS = ("N", "h", "w")   # shape pattern of a stack of index grids
 
 
 def _check_sampling_options(temperature, top_k):
@@ -54,43 +57,30 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, greedy=False):
     return onp.minimum((cdf <= u).sum(axis=1), num_codes - 1).astype(onp.int64)  # first k with cdf > u
 
 
-def _check_grid_request(n, h, w, top_rows, num_codes):
-    for name, value in (("n", n), ("h", h), ("w", w)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if top_rows is None:
-        return onp.zeros((n, 0, w), onp.int64)
-    top_rows = onp.asarray(top_rows)
-    if top_rows.dtype.kind not in "iu" or top_rows.ndim != 3 or top_rows.shape[0] != n \
-            or top_rows.shape[2] != w or top_rows.shape[1] >= h:
-        raise ValueError(f"top_rows must be integer indices of shape ({n}, r, {w}) with r < {h}, "
-                         f"got {top_rows.dtype} {top_rows.shape}")
-    if top_rows.size and (top_rows.min() < 0 or top_rows.max() >= num_codes):
-        raise ValueError(f"top_rows indices must lie in [0, {num_codes}), "
-                         f"got range [{top_rows.min()}, {top_rows.max()}]")
-    return top_rows.astype(onp.int64)
-
-
-def sample_grids(params, config, n, h, w, rng, temperature=1.0, top_k=None, labels=None,
+def sample_grids(prior, params, n, h, w, rng, temperature=1.0, top_k=None, labels=None,
                  codebook=None, greedy=False, top_rows=None):
     """Draw n code grids (n, h, w) int64 from the prior, cell by cell in raster order.
 
-    config: the architecture (checked against params); rng: numpy Generator (one uniform
-    per grid per cell); temperature > 0 divides the logits; greedy=True takes the argmax;
-    labels: (n,) ints for a conditional prior; codebook: (K, d) for a 'codes' prior;
-    top_rows: (n, r, w) indices to keep fixed, sampling the remaining rows (completion).
+    prior: the model of prior.build_prior; rng: numpy Generator (one uniform per grid per
+    cell); temperature > 0 divides the logits; greedy=True takes the argmax; labels: (n,)
+    ints for a conditional prior; codebook: (K, d) for a 'codes' prior; top_rows: (n, r, w)
+    indices to keep fixed, sampling the remaining rows (completion).
     """
-    expected = config_from_params(params)
-    if make_config(**config) != expected:
-        raise ValueError(f"config does not describe these params: got {config}, "
-                         f"params have {expected}")
+    config = prior.config
+    for name, value in (("n", n), ("h", h), ("w", w)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not isinstance(rng, onp.random.Generator):
         raise ValueError(f"rng must be a numpy Generator (onp.random.default_rng(seed)), "
                          f"got {type(rng).__name__}")
-    top_rows = _check_grid_request(n, h, w, top_rows, expected["num_codes"])
-    labels = check_labels(expected, labels, n)
-    if expected["input_mode"] == "codes":
-        shape = (expected["num_codes"], expected["code_dim"])
+    if top_rows is None:
+        top_rows = onp.zeros((n, 0, w), onp.int64)
+    top_rows = check_indices(top_rows, config["num_codes"], (n, "r", w), name="top_rows")
+    if top_rows.shape[1] >= h:
+        raise ValueError(f"top_rows must leave rows to sample: r < {h}, got shape {top_rows.shape}")
+    labels = check_labels(config, labels, n)
+    if config["input_mode"] == "codes":
+        shape = (config["num_codes"], config["code_dim"])
         if codebook is None or onp.shape(codebook) != shape:
             raise ValueError(f"a 'codes' prior needs the VQ-VAE codebook of shape {shape}, "
                              f"got {None if codebook is None else onp.shape(codebook)}")
@@ -104,23 +94,14 @@ def sample_grids(params, config, n, h, w, rng, temperature=1.0, top_k=None, labe
         for j in range(w):
             rows = grid[:, :i + 1]                                   # (n, i+1, w): all that row i can see
             inputs = rows if codebook is None else codebook[rows]    # (n, i+1, w[, d])
-            logits = pixelcnn_logits(params, inputs, labels)[:, i, j]  # (n, K)
+            logits = prior.logits(params, inputs, labels)[:, i, j]   # (n, K)
             grid[:, i, j] = sample_from_logits(logits, rng, temperature, top_k, greedy)
     return grid
 
 
-def _check_index_grids(indices, num_codes, name):
-    indices = onp.asarray(indices)
-    if indices.dtype.kind not in "iu" or indices.ndim != 3 or len(indices) == 0:
-        raise ValueError(f"{name} must be a non-empty integer array (N, h, w), got {indices.dtype} {indices.shape}")
-    if indices.min() < 0 or indices.max() >= num_codes:
-        raise ValueError(f"{name} must lie in [0, {num_codes}), got range [{indices.min()}, {indices.max()}]")
-    return indices
-
-
 def position_marginals(indices, num_codes, alpha=0.0):
     """Per-position code frequencies p[i, j, k] from grids (N, h, w), add-alpha smoothed: (h, w, K)."""
-    indices = _check_index_grids(indices, num_codes, "indices")
+    indices = check_indices(indices, num_codes, GRIDS, nonempty=True)
     one_hot = indices[..., None] == onp.arange(num_codes)           # (N, h, w, K)
     counts = one_hot.sum(axis=0) + alpha                            # (h, w, K)
     return counts / counts.sum(axis=-1, keepdims=True)
@@ -152,16 +133,16 @@ def uniform_bits(num_codes):
 
 def unigram_bits(train_idx, test_idx, num_codes, alpha=1.0):
     """Held-out bits per code of one global code distribution, add-alpha smoothed on train."""
-    counts = onp.bincount(_check_index_grids(train_idx, num_codes, "train_idx").ravel(),
+    counts = onp.bincount(check_indices(train_idx, num_codes, GRIDS, "train_idx", True).ravel(),
                           minlength=num_codes) + alpha                               # (K,)
-    test_idx = _check_index_grids(test_idx, num_codes, "test_idx")
+    test_idx = check_indices(test_idx, num_codes, GRIDS, "test_idx", True)
     return float(-onp.mean(onp.log2(counts[test_idx] / counts.sum())))
 
 
 def independent_bits(train_idx, test_idx, num_codes, alpha=1.0):
     """Held-out bits per code of the independent-cells model (per-position marginals)."""
     p = position_marginals(train_idx, num_codes, alpha)                             # (h, w, K)
-    test_idx = _check_index_grids(test_idx, num_codes, "test_idx")
+    test_idx = check_indices(test_idx, num_codes, GRIDS, "test_idx", True)
     if test_idx.shape[1:] != p.shape[:2]:
         raise ValueError(f"test grids {test_idx.shape[1:]} differ from train grids {p.shape[:2]}")
     rows, cols = onp.meshgrid(onp.arange(p.shape[0]), onp.arange(p.shape[1]), indexing="ij")

@@ -5,7 +5,7 @@ from autograd import grad
 from autograd.test_util import check_grads
 
 from minivq.gated_pixelcnn import gate, horizontal_conv, shift_down, shift_right, vertical_conv
-from minivq.pixelcnn import init_pixelcnn, logits_from_embedded, pixelcnn_logits, prior_loss
+from minivq.prior import build_prior
 from minivq.testing import input_dependence, strictly_earlier
 from minivq.tree import tree_cast
 
@@ -13,14 +13,15 @@ TINY = dict(num_codes=5, channels=8, num_blocks=4, first_kernel=3, kernel=3, gat
 
 
 def tiny_gated(rng, input_mode="embedding", num_classes=None):
-    config = dict(TINY, input_mode=input_mode, code_dim=3 if input_mode == "codes" else None,
-                  num_classes=num_classes)
-    params = tree_cast(init_pixelcnn(rng, config), onp.float64)
+    """(model, float64 params) of a tiny gated prior; class biases made nonzero."""
+    model = build_prior(dict(TINY, input_mode=input_mode, code_dim=3 if input_mode == "codes" else None,
+                             num_classes=num_classes))
+    params = tree_cast(model.init(rng), onp.float64)
     if num_classes is not None:      # zero-initialised; make them matter for the tests
         for layer in params["body"]:
             layer["class_v"] = rng.normal(size=layer["class_v"].shape)
             layer["class_h"] = rng.normal(size=layer["class_h"].shape)
-    return params
+    return model, params
 
 
 def stack_conv_support(make_conv, kernel, size=5, at=(2, 2)):
@@ -104,16 +105,16 @@ def naive_gated_logits(params, e, labels=None):
 
 
 def test_logits_match_loop_oracle(rng):
-    params = tiny_gated(rng, num_classes=3)
+    model, params = tiny_gated(rng, num_classes=3)
     idx, labels = rng.integers(0, 5, size=(2, 4, 5)), onp.array([2, 0])
-    onp.testing.assert_allclose(pixelcnn_logits(params, idx, labels),
+    onp.testing.assert_allclose(model.logits(params, idx, labels),
                                 naive_gated_logits(params, params["input"]["table"][idx], labels),
                                 atol=1e-12)
-    params = tree_cast(init_pixelcnn(rng, dict(TINY, num_blocks=2, first_kernel=5, input_mode="codes",
-                                                code_dim=3)), onp.float64)
+    model = build_prior(dict(TINY, num_blocks=2, first_kernel=5, input_mode="codes", code_dim=3))
+    params = tree_cast(model.init(rng), onp.float64)
     codes = rng.normal(size=(2, 6, 5, 3))
     projected = codes @ params["input"]["w"] + params["input"]["b"]
-    onp.testing.assert_allclose(pixelcnn_logits(params, codes), naive_gated_logits(params, projected),
+    onp.testing.assert_allclose(model.logits(params, codes), naive_gated_logits(params, projected),
                                 atol=1e-12)
 
 
@@ -125,22 +126,23 @@ def test_logits_match_loop_oracle(rng):
 def test_exactly_causal_and_no_blind_spot(rng, input_mode, num_classes):
     """On 5x5 grids with 3x3 kernels and 1 + 4 layers (reach 5 rows up, 5 columns either
     way), logits at (i, j) depend on EVERY earlier cell and on nothing at or after (i, j)."""
-    params = tiny_gated(rng, input_mode, num_classes)
+    model, params = tiny_gated(rng, input_mode, num_classes)
     labels = None if num_classes is None else onp.array([0, 2])
     if input_mode == "codes":
         x = rng.normal(size=(2, 5, 5, 3))
-        dep = input_dependence(lambda c: pixelcnn_logits(params, c, labels), x)
+        dep = input_dependence(lambda c: model.logits(params, c, labels), x)
     else:
         x = params["input"]["table"][rng.integers(0, 5, size=(2, 5, 5))]
-        dep = input_dependence(lambda e: logits_from_embedded(params, e, labels), x)
+        dep = input_dependence(lambda e: model.logits_from_embedded(params, e, labels), x)
     onp.testing.assert_array_equal(dep, strictly_earlier(5, 5))
 
 
 def test_reference_gated_sees_every_earlier_cell_on_7x7(rng):
     """The default gated shape (7x7 first layer, then 3x3) covers the 7x7 grid with 4 layers."""
-    params = tree_cast(init_pixelcnn(rng, dict(num_codes=3, channels=2, num_blocks=3, gated=True)), onp.float64)
+    model = build_prior(dict(num_codes=3, channels=2, num_blocks=3, gated=True))
+    params = tree_cast(model.init(rng), onp.float64)
     e = params["input"]["table"][rng.integers(0, 3, size=(2, 7, 7))]
-    dep = input_dependence(lambda x: logits_from_embedded(params, x), e)
+    dep = input_dependence(lambda x: model.logits_from_embedded(params, x), e)
     onp.testing.assert_array_equal(dep, strictly_earlier(7, 7))
 
 
@@ -148,32 +150,32 @@ def test_reference_gated_sees_every_earlier_cell_on_7x7(rng):
 
 @pytest.mark.parametrize("input_mode, num_classes", [("embedding", 3), ("codes", None)])
 def test_prior_loss_gradients(rng, input_mode, num_classes):
-    params = tiny_gated(rng, input_mode, num_classes)
+    model, params = tiny_gated(rng, input_mode, num_classes)
     idx = rng.integers(0, 5, size=(2, 4, 4))
     codes = rng.normal(size=(2, 4, 4, 3)) if input_mode == "codes" else None
     labels = None if num_classes is None else onp.array([1, 2])
-    check_grads(lambda p: prior_loss(p, idx, codes, labels), modes=["rev"], order=1)(params)
-    check_grads(lambda p: prior_loss(p, idx, codes, labels, dropout=0.3, rng=onp.random.default_rng(2)),
+    check_grads(lambda p: model.loss(p, idx, codes, labels), modes=["rev"], order=1)(params)
+    check_grads(lambda p: model.loss(p, idx, codes, labels, dropout=0.3, rng=onp.random.default_rng(2)),
                 modes=["rev"], order=1)(params)
 
 
 def test_class_bias_starts_at_zero_and_conditions(rng):
-    config = dict(TINY, num_classes=3)
-    params = init_pixelcnn(rng, config)
+    model = build_prior(dict(TINY, num_classes=3))
+    params = model.init(rng)
     idx = rng.integers(0, 5, size=(2, 4, 4))
     # zero biases at init: every class gives the same logits
-    onp.testing.assert_array_equal(pixelcnn_logits(params, idx, onp.array([0, 0])),
-                                   pixelcnn_logits(params, idx, onp.array([2, 1])))
-    g = grad(lambda p: prior_loss(p, idx, labels=onp.array([0, 0])))(params)
+    onp.testing.assert_array_equal(model.logits(params, idx, onp.array([0, 0])),
+                                   model.logits(params, idx, onp.array([2, 1])))
+    g = grad(lambda p: model.loss(p, idx, labels=onp.array([0, 0])))(params)
     assert onp.any(g["body"][0]["class_h"][0] != 0) and not onp.any(g["body"][0]["class_h"][1:])
 
 
 def test_conditional_label_errors(rng):
-    params = tiny_gated(rng, num_classes=3)
+    model, params = tiny_gated(rng, num_classes=3)
     idx = rng.integers(0, 5, size=(2, 4, 4))
     with pytest.raises(ValueError, match="pass labels"):
-        prior_loss(params, idx)
+        model.loss(params, idx)
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
-        prior_loss(params, idx, labels=onp.array([0, 3]))
+        model.loss(params, idx, labels=onp.array([0, 3]))
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
-        prior_loss(params, idx, labels=onp.array([0, 1, 2]))
+        model.loss(params, idx, labels=onp.array([0, 1, 2]))

@@ -1,4 +1,4 @@
-"""Layers: shapes, forward against independent truth, gradient checks, masks."""
+"""Layers: shapes, forward against independent truth, gradient checks."""
 import autograd.numpy as np
 import numpy as onp
 import pytest
@@ -8,7 +8,6 @@ from autograd.test_util import check_grads
 from minivq.conv import conv2d
 from minivq.layers import (Conv2d, ConvTranspose2d, Dense, Embedding, Flatten, Relu, Reshape,
                            Residual, Sigmoid, Tanh, gather_rows, relu, serial)
-from minivq.optim import adam
 from minivq.testing import check_layer_grads
 from minivq.tree import tree_count
 
@@ -110,69 +109,6 @@ def test_reshape_rejects_wrong_size():
         Reshape((3, 3))[0](None, (8,))
 
 
-def test_masked_conv_weights_get_zero_gradient_and_never_change_under_adam():
-    mask = onp.ones((3, 3, 1, 1), onp.float32)
-    mask[1, 2:] = 0
-    mask[2:] = 0                       # a PixelCNN-style causal mask
-    init, apply = Conv2d(4, 3, padding=1, mask=mask)
-    rng = onp.random.default_rng(0)
-    _, params = init(rng, (5, 5, 2))
-    x = rng.normal(size=(2, 5, 5, 2)).astype(onp.float32)
-    loss = lambda p: np.sum(apply(p, x) ** 2)
-    g = grad(loss)(params)
-    assert onp.all(g["w"][mask[..., 0, 0] == 0] == 0)
-    assert onp.all(g["w"][mask[..., 0, 0] == 1] != 0)
-    opt_init, opt_update = adam(1e-2)
-    state = opt_init(params)
-    new = params
-    for _ in range(5):
-        new, state = opt_update(new, grad(loss)(new), state)
-    masked = mask[..., 0, 0] == 0
-    onp.testing.assert_array_equal(new["w"][masked], params["w"][masked])
-    assert not onp.array_equal(new["w"][~masked], params["w"][~masked])
-    check_layer_grads((init, apply), (4, 4, 2))
-
-
-def _causal(k, centre_included):
-    mask = onp.zeros((k, k, 1, 1), onp.float32)
-    mask[:k // 2] = 1
-    mask[k // 2, :k // 2 + centre_included] = 1
-    return mask
-
-
-def _corner_mask():
-    mask = onp.zeros((5, 5, 1, 1), onp.float32)
-    mask[1:3, 2:4] = 1                 # zero rows and columns on every side
-    return mask
-
-
-@pytest.mark.parametrize("mask, kernel, stride, padding, cropped", [
-    (_causal(7, False), 7, 1, 3, ((0, 4), (0, 7), ((3, 0), (3, 3)))),
-    (_causal(3, True), 3, 1, 1, ((0, 2), (0, 3), ((1, 0), (1, 1)))),
-    (_causal(3, True), 3, 2, 1, ((0, 2), (0, 3), ((1, 0), (1, 1)))),
-    (_corner_mask(), 5, 1, 2, ((1, 3), (2, 4), ((1, 0), (0, 1)))),
-    (_corner_mask(), 5, 1, 0, None),   # cropping would need negative padding: conv the full kernel
-    (onp.zeros((3, 3, 1, 1), onp.float32), 3, 1, 1, None),
-])
-def test_masked_conv_crops_the_kernel_and_keeps_the_output(mask, kernel, stride, padding, cropped):
-    # The cropped conv against the uncropped conv of the masked kernel (the plain path).
-    from minivq.layers import _mask_crop
-    crop = _mask_crop(mask, kernel, padding)
-    if cropped is None:
-        assert crop is None
-    else:
-        (r0, r1), (c0, c1), pads = cropped
-        assert crop == (slice(r0, r1), slice(c0, c1), pads)
-    init, apply = Conv2d(3, kernel, stride, padding, mask=mask)
-    rng = onp.random.default_rng(1)
-    _, params = init(rng, (7, 6, 2))
-    x = rng.normal(size=(2, 7, 6, 2))
-    params64 = {k: v.astype(onp.float64) for k, v in params.items()}
-    expected = conv2d(x, params64["w"] * mask, stride, padding) + params64["b"]
-    onp.testing.assert_allclose(apply(params64, x), expected, rtol=1e-12, atol=1e-12)
-    check_layer_grads((init, apply), (5, 6, 2))
-
-
 @pytest.mark.parametrize("indices", [
     onp.array([[0, 2, 2], [4, 0, 2]]),          # repeats, unused rows 1 and 3
     onp.arange(5)[::-1].reshape(5, 1, 1),
@@ -190,15 +126,3 @@ def test_gather_rows_vjp_matches_autograd_indexing(indices):
     if indices.size:
         check_grads(lambda t: gather_rows(t, indices), modes=["rev"], order=1)(table)
     assert grad(lambda t: np.sum(gather_rows(t, indices) ** 2))(table.astype(onp.float32)).dtype == onp.float32
-
-
-def test_crop_kernel_vjp_matches_autograd_slicing():
-    from minivq.layers import crop_kernel
-    rng = onp.random.default_rng(2)
-    w = rng.normal(size=(5, 5, 2, 3))
-    weights = rng.normal(size=(2, 3, 2, 3))
-    rows, cols = slice(1, 3), slice(2, 5)
-    ours = grad(lambda w_: np.sum(crop_kernel(w_, rows, cols) * weights))(w)
-    reference = grad(lambda w_: np.sum(w_[rows, cols] * weights))(w)
-    onp.testing.assert_array_equal(ours, reference)
-    check_grads(lambda w_: crop_kernel(w_, rows, cols), modes=["rev"], order=1)(w)

@@ -7,7 +7,7 @@ import pytest
 from autograd import value_and_grad
 
 from minivq.optim import adam
-from minivq.pixelcnn import init_pixelcnn, make_config, pixelcnn_logits, prior_loss
+from minivq.prior import build_prior
 from minivq.sampling import (independent_bits, position_marginals, random_codebook_rows,
                              sample_from_logits, sample_grids, sample_independent, uniform_bits,
                              unigram_bits)
@@ -27,14 +27,14 @@ class FixedUniforms:
         return out
 
 
-def slow_sample(params, n, h, w, rng, temperature=1.0, top_k=None, labels=None, codebook=None,
+def slow_sample(model, params, n, h, w, rng, temperature=1.0, top_k=None, labels=None, codebook=None,
                 greedy=False):
     """Oracle: the full h x w forward pass at every cell, same draws in the same order."""
     grid = onp.zeros((n, h, w), onp.int64)
     for i in range(h):
         for j in range(w):
             inputs = grid if codebook is None else codebook[grid]
-            logits = pixelcnn_logits(params, inputs, labels)[:, i, j]
+            logits = model.logits(params, inputs, labels)[:, i, j]
             grid[:, i, j] = sample_from_logits(logits, rng, temperature, top_k, greedy)
     return grid
 
@@ -84,37 +84,38 @@ def test_bad_sampling_options_raise(rng, kwargs):
     (dict(gated=True, num_classes=3), onp.array([0, 2, 1, 1]), False),
 ])
 def test_cropped_sampler_equals_full_recompute(rng, overrides, labels, use_codebook):
-    config = dict(TINY, **overrides)
-    params = init_pixelcnn(rng, config)
+    model = build_prior(dict(TINY, **overrides))
+    params = model.init(rng)
     codebook = rng.normal(size=(5, 3)).astype(onp.float32) if use_codebook else None
     for kwargs in (dict(), dict(temperature=0.7, top_k=3), dict(greedy=True)):
-        fast = sample_grids(params, config, 4, 4, 5, onp.random.default_rng(7), labels=labels,
+        fast = sample_grids(model, params, 4, 4, 5, onp.random.default_rng(7), labels=labels,
                             codebook=codebook, **kwargs)
-        slow = slow_sample(params, 4, 4, 5, onp.random.default_rng(7), labels=labels, codebook=codebook,
+        slow = slow_sample(model, params, 4, 4, 5, onp.random.default_rng(7), labels=labels, codebook=codebook,
                            **kwargs)
         onp.testing.assert_array_equal(fast, slow)
         assert fast.dtype == onp.int64 and fast.shape == (4, 4, 5)
 
 
 def test_sampling_is_reproducible(rng):
-    params = init_pixelcnn(rng, TINY)
-    first = sample_grids(params, TINY, 6, 3, 3, onp.random.default_rng(1))
-    onp.testing.assert_array_equal(first, sample_grids(params, TINY, 6, 3, 3, onp.random.default_rng(1)))
-    assert not onp.array_equal(first, sample_grids(params, TINY, 6, 3, 3, onp.random.default_rng(2)))
+    model = build_prior(TINY)
+    params = model.init(rng)
+    first = sample_grids(model, params, 6, 3, 3, onp.random.default_rng(1))
+    onp.testing.assert_array_equal(first, sample_grids(model, params, 6, 3, 3, onp.random.default_rng(1)))
+    assert not onp.array_equal(first, sample_grids(model, params, 6, 3, 3, onp.random.default_rng(2)))
 
 
 PATTERNS = onp.array([[[(p + i + 2 * j) % 4 for j in range(4)] for i in range(4)] for p in range(3)])
 
 
-def train_toy(config, labels=None, steps=150, seed=0):
+def train_toy(model, labels=None, steps=150, seed=0):
     """A few Adam steps on the 3 fixed 4x4 patterns (4 copies each); every cell tells them apart."""
     rng = onp.random.default_rng(seed)
-    params = tree_cast(init_pixelcnn(rng, config), onp.float64)
+    params = tree_cast(model.init(rng), onp.float64)
     data = onp.repeat(PATTERNS, 4, axis=0)                                  # (12, 4, 4)
     batch_labels = None if labels is None else onp.repeat(labels, 4)
     opt_init, opt_update = adam(lr=1e-2)
     state = opt_init(params)
-    loss_and_grad = value_and_grad(lambda p: prior_loss(p, data, labels=batch_labels))
+    loss_and_grad = value_and_grad(lambda p: model.loss(p, data, labels=batch_labels))
     for _ in range(steps):
         loss, grads = loss_and_grad(params)
         params, state = opt_update(params, grads, state)
@@ -122,44 +123,45 @@ def train_toy(config, labels=None, steps=150, seed=0):
 
 
 def test_trained_toy_prior_reproduces_its_patterns():
-    config = dict(num_codes=4, channels=16, num_blocks=2, first_kernel=3, kernel=3)
-    params, loss = train_toy(config)
+    model = build_prior(dict(num_codes=4, channels=16, num_blocks=2, first_kernel=3, kernel=3))
+    params, loss = train_toy(model)
     # the first cell carries log 3 nats (3 equally likely patterns), the other 15 nothing
     assert loss == pytest.approx(math.log(3) / 16, abs=0.02)
-    samples = sample_grids(params, config, 30, 4, 4, onp.random.default_rng(0), temperature=0.5)
+    samples = sample_grids(model, params, 30, 4, 4, onp.random.default_rng(0), temperature=0.5)
     matches = (samples[:, None] == PATTERNS[None]).all(axis=(2, 3))          # (30, 3)
     assert matches.any(axis=1).all() and matches.any(axis=0).all()           # all valid, all 3 seen
-    greedy = sample_grids(params, config, 2, 4, 4, onp.random.default_rng(0), greedy=True)
-    onp.testing.assert_array_equal(greedy, slow_sample(params, 2, 4, 4, None, greedy=True))
+    greedy = sample_grids(model, params, 2, 4, 4, onp.random.default_rng(0), greedy=True)
+    onp.testing.assert_array_equal(greedy, slow_sample(model, params, 2, 4, 4, None, greedy=True))
     assert (greedy[0] == PATTERNS).all(axis=(1, 2)).any()
-    cold = sample_grids(params, config, 2, 4, 4, onp.random.default_rng(3), temperature=1e-6)
+    cold = sample_grids(model, params, 2, 4, 4, onp.random.default_rng(3), temperature=1e-6)
     onp.testing.assert_array_equal(cold, greedy)                             # T -> 0 is the argmax path
     # completion: fixing the first row of pattern 2 gives pattern 2
-    completed = sample_grids(params, config, 1, 4, 4, onp.random.default_rng(0), temperature=0.5,
+    completed = sample_grids(model, params, 1, 4, 4, onp.random.default_rng(0), temperature=0.5,
                              top_rows=PATTERNS[2:3, :1])
     onp.testing.assert_array_equal(completed[0], PATTERNS[2])
 
 
 def test_trained_conditional_toy_prior_follows_labels():
-    config = dict(num_codes=4, channels=8, num_blocks=1, first_kernel=3, kernel=3, gated=True, num_classes=3)
-    params, loss = train_toy(config, labels=onp.arange(3))
+    model = build_prior(dict(num_codes=4, channels=8, num_blocks=1, first_kernel=3, kernel=3, gated=True,
+                             num_classes=3))
+    params, loss = train_toy(model, labels=onp.arange(3))
     assert loss < 0.02                      # the label now gives away the first cell too
     labels = onp.array([0, 1, 2, 2, 1, 0])
-    samples = sample_grids(params, config, 6, 4, 4, onp.random.default_rng(0), labels=labels)
+    samples = sample_grids(model, params, 6, 4, 4, onp.random.default_rng(0), labels=labels)
     onp.testing.assert_array_equal(samples, PATTERNS[labels])
 
 
 def test_bad_grid_requests_raise(rng):
-    params = init_pixelcnn(rng, TINY)
+    model = build_prior(TINY)
+    params = model.init(rng)
 
     def sample(**overrides):
-        kwargs = dict(params=params, config=TINY, n=2, h=3, w=3, rng=onp.random.default_rng(0))
+        kwargs = dict(prior=model, params=params, n=2, h=3, w=3, rng=onp.random.default_rng(0))
         return sample_grids(**dict(kwargs, **overrides))
 
     cases = [(dict(temperature=0.0), "temperature"), (dict(h=0), "h must"), (dict(n=1.5), "n must"),
              (dict(labels=onp.array([0, 1])), "unconditional"),
              (dict(codebook=onp.zeros((5, 3))), "codebook"),
-             (dict(config=dict(TINY, channels=8)), "does not describe"),
              (dict(rng=0), "Generator"),
              (dict(top_rows=onp.full((2, 1, 3), 5)), r"\[0, 5\)"),
              (dict(top_rows=onp.zeros((2, 3, 3), int)), "r < 3"),
@@ -167,15 +169,15 @@ def test_bad_grid_requests_raise(rng):
     for kwargs, match in cases:
         with pytest.raises(ValueError, match=match):
             sample(**kwargs)
-    codes_config = make_config(**dict(TINY, input_mode="codes", code_dim=3))
-    codes_params = init_pixelcnn(rng, codes_config)
+    codes_model = build_prior(dict(TINY, input_mode="codes", code_dim=3))
+    codes_params = codes_model.init(rng)
     with pytest.raises(ValueError, match=r"\(5, 3\)"):
-        sample_grids(codes_params, codes_config, 2, 3, 3, rng)
+        sample_grids(codes_model, codes_params, 2, 3, 3, rng)
     with pytest.raises(ValueError, match=r"\(5, 3\)"):
-        sample_grids(codes_params, codes_config, 2, 3, 3, rng, codebook=onp.zeros((4, 3)))
-    gated = dict(TINY, gated=True, num_classes=3)
+        sample_grids(codes_model, codes_params, 2, 3, 3, rng, codebook=onp.zeros((4, 3)))
+    gated = build_prior(dict(TINY, gated=True, num_classes=3))
     with pytest.raises(ValueError, match="pass labels"):
-        sample_grids(init_pixelcnn(rng, gated), gated, 2, 3, 3, rng)
+        sample_grids(gated, gated.init(rng), 2, 3, 3, rng)
 
 
 # ---------------------------------------------------------------- baselines

@@ -1,0 +1,84 @@
+"""Input checks shared by every entry point: one ValueError that says what was expected.
+
+A shape pattern is a tuple of sizes where a name (a str) matches any size and a leading
+`...` any number of leading axes: ("B", 7, 7) is a batch of 7x7 grids, (..., 16) any
+array of 16-vectors. Checks read plain values, so they also work on autograd boxes.
+"""
+import numpy as onp
+from autograd.tracer import getval
+
+
+def shape_text(pattern):
+    """The pattern as text: ("B", 7, 7) -> '(B, 7, 7)', (..., 16) -> '(..., 16)'."""
+    words = ["..." if n is Ellipsis else str(n) for n in pattern]
+    return "(" + ", ".join(words) + ("," if len(words) == 1 else "") + ")"
+
+
+def shape_matches(shape, pattern):
+    """True iff `shape` fits the pattern (see the module docstring)."""
+    shape, pattern = tuple(shape), tuple(pattern)
+    if pattern and pattern[0] is Ellipsis:
+        pattern = pattern[1:]
+        if len(shape) < len(pattern):
+            return False
+        shape = shape[len(shape) - len(pattern):]
+    return len(shape) == len(pattern) and all(isinstance(p, str) or p == n for n, p in zip(shape, pattern))
+
+
+def check_indices(indices, num_codes, shape=None, name="indices", nonempty=False):
+    """indices as an integer array in [0, num_codes) fitting `shape` (a pattern), or ValueError."""
+    value = onp.asarray(getval(indices))
+    expected = f"integers in [0, {num_codes})" + ("" if shape is None else f" of shape {shape_text(shape)}")
+    if value.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be {expected}, got dtype {value.dtype}")
+    if shape is not None and not shape_matches(value.shape, shape):
+        raise ValueError(f"{name} must be {expected}, got shape {value.shape}")
+    if nonempty and value.size == 0:
+        raise ValueError(f"{name} must hold at least one index, got shape {value.shape}")
+    if value.size and (value.min() < 0 or value.max() >= num_codes):
+        raise ValueError(f"{name} must lie in [0, {num_codes}), got range [{value.min()}, {value.max()}]")
+    return value
+
+
+def check_finite(x, name="x"):
+    """ValueError if x holds NaN or inf."""
+    value = onp.asarray(getval(x))
+    if not onp.all(onp.isfinite(value)):
+        raise ValueError(f"{name} of shape {value.shape} contains NaN or inf")
+
+
+def check_vectors(z, shape, name="z"):
+    """z unchanged if it is a finite float array fitting `shape`, e.g. (..., d) or ("B", h, w, d)."""
+    value = getval(z)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or dtype.kind != "f":
+        raise ValueError(f"{name} must be a float array of shape {shape_text(shape)}, got "
+                         f"{dtype if dtype is not None else type(value).__name__}")
+    if not shape_matches(value.shape, shape):
+        raise ValueError(f"{name} must have shape {shape_text(shape)}, got {value.shape}")
+    check_finite(value, name)
+    return z
+
+
+def check_images(x, shape=None, name="x", value_range=None):
+    """x unchanged if it is a finite float batch (B, H, W, C), channels last, fitting `shape`.
+
+    shape: (H, W, C) pattern of one image, any size by default. value_range: (low, high) bounds on
+    every pixel, or None for no bound.
+    """
+    pattern = ("B",) + (tuple(shape) if shape is not None else ("H", "W", "C"))
+    value = getval(x)
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or dtype.kind != "f":
+        raise ValueError(f"{name} must be a float array of shape {shape_text(pattern)} with pixels "
+                         f"in [0, 1], got {dtype if dtype is not None else type(value).__name__} "
+                         f"(divide uint8 images by 255)")
+    if not shape_matches(value.shape, pattern):
+        raise ValueError(f"{name} must have shape {shape_text(pattern)}, channels last, "
+                         f"got {value.shape}")
+    check_finite(value, name)
+    if value_range is not None and value.size:
+        low, high = value.min(), value.max()
+        if low < value_range[0] or high > value_range[1]:
+            raise ValueError(f"{name} must hold pixels in [0, 1], got range [{low:g}, {high:g}]")
+    return x

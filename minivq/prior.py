@@ -1,0 +1,169 @@
+"""The prior over VQ-VAE code grids: config, build, loss, bits per code, labels.
+
+    prior = build_prior(make_config(num_codes=64))
+    params = prior.init(rng)
+    loss = prior.loss(params, indices)            # mean cross-entropy in nats
+
+The network's input is a learned embedding of the indices ('embedding') or the VQ-VAE's
+own code vectors ('codes', fixed: passed with the data, never trained here), projected
+per cell to C channels (Embedding or Dense, so the projection cannot mix cells), then a
+causal body (pixelcnn.PixelCNN, or gated_pixelcnn.GatedPixelCNN with gated=True), then
+a per-cell head ReLU, conv 1x1, ReLU, conv 1x1 -> K logits.
+"""
+import math
+from collections import namedtuple
+
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from .checks import check_indices, check_vectors
+from .gated_pixelcnn import GatedPixelCNN
+from .layers import Conv2d, Dense, Embedding, Relu, serial
+from .pixelcnn import PixelCNN, causal_mask
+
+DEFAULT_CONFIG = {
+    "num_codes": 64,          # K, the VQ-VAE codebook size
+    "code_dim": None,         # d, needed in 'codes' mode only
+    "input_mode": "embedding",
+    "channels": 64,
+    "num_blocks": 6,          # residual blocks (plain) or gated layers after the first (gated)
+    "first_kernel": 7,        # the mask-A layer
+    "kernel": 3,              # the mask-B layers
+    "gated": False,
+    "num_classes": None,      # class-conditional (gated only) when set
+}
+INPUT_MODES = ("embedding", "codes")
+
+Prior = namedtuple("Prior", ["config", "init", "logits", "logits_from_embedded", "loss",
+                             "bits_per_code"])
+
+
+def make_config(**overrides):
+    """DEFAULT_CONFIG updated with `overrides`, validated (ValueError on unknown keys or bad values)."""
+    unknown = sorted(set(overrides) - set(DEFAULT_CONFIG))
+    if unknown:
+        raise ValueError(f"unknown PixelCNN config keys {unknown}; expected some of {sorted(DEFAULT_CONFIG)}")
+    config = dict(DEFAULT_CONFIG, **overrides)
+    if config["input_mode"] not in INPUT_MODES:
+        raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {config['input_mode']!r}")
+    if config["input_mode"] == "codes" and not config["code_dim"]:
+        raise ValueError("input_mode 'codes' needs code_dim, the VQ-VAE code vector size d")
+    for key in ("num_codes", "channels", "first_kernel", "kernel"):
+        if int(config[key]) != config[key] or config[key] < 1:
+            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
+    if config["num_blocks"] < 0:
+        raise ValueError(f"num_blocks must be >= 0, got {config['num_blocks']}")
+    for key in ("first_kernel", "kernel"):
+        causal_mask(config[key], "A")                                # odd kernel sizes only
+    if config["num_classes"] is not None and not config["gated"]:
+        raise ValueError("class conditioning (num_classes) is implemented by the gated PixelCNN; "
+                         "set gated=True")
+    return config
+
+
+def check_labels(config, labels, batch):
+    """labels as (B,) ints in range for a conditional prior, None for an unconditional one; else ValueError."""
+    if config["num_classes"] is None:
+        if labels is not None:
+            raise ValueError("labels were given but the prior is unconditional "
+                             "(train a gated prior with num_classes to condition on labels)")
+        return None
+    if labels is None:
+        raise ValueError(f"this prior is conditioned on {config['num_classes']} classes: pass labels (B,)")
+    return check_indices(labels, config["num_classes"], (batch,), name="labels")
+
+
+def log_softmax(logits):
+    """log p over the last axis, stable: logits - logsumexp(logits). (..., K) -> (..., K)."""
+    # log sum_k exp(l_k) = m + log sum_k exp(l_k - m) with m = max_k l_k (a constant for the
+    # gradient, since softmax is shift-invariant), so no exp can overflow.
+    shifted = logits - getval(np.max(logits, axis=-1, keepdims=True))
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+def cross_entropy(logits, targets):
+    """Mean over cells of -log softmax(logits)[target], in nats. logits (..., K), targets (...) int."""
+    num_codes = logits.shape[-1]
+    # Pick log p[target] with a one-hot mask, not log_p[arange, targets]: autograd's VJP of
+    # that gather scatters with np.add.at. sum / size keeps float32 gradients float32.
+    one_hot = onp.asarray(targets)[..., None] == onp.arange(num_codes)   # (..., K) bool
+    return -np.sum(log_softmax(logits) * one_hot) / one_hot[..., 0].size
+
+
+def build_prior(config=None):
+    """The prior as a namedtuple of pure functions over params {'input', 'body', 'head'}.
+
+    indices: (B, h, w) int in [0, K); codes: (B, h, w, d) float = codebook[indices] ('codes'
+    mode only, fixed data); labels: (B,) int for a conditional prior.
+        init(rng) -> params (float32)
+        logits(params, inputs, labels=None, dropout=0.0, rng=None) -> (B, h, w, K), inputs
+            being indices or codes per the mode; dropout > 0 with a Generator rng (training)
+        logits_from_embedded(params, e, labels=None) -> logits from the projected input
+            e (B, h, w, C), where the input gradient of an 'embedding' prior lives
+        loss(params, indices, codes=None, labels=None, dropout=0.0, rng=None) -> nats
+        bits_per_code(params, indices, codes=None, labels=None, batch_size=500) -> float
+    """
+    config = make_config(**(config or {}))
+    channels, num_codes, code_dim = config["channels"], config["num_codes"], config["code_dim"]
+    embedding = config["input_mode"] == "embedding"
+    project_init, project = Embedding(num_codes, channels) if embedding else Dense(channels)
+    if config["gated"]:
+        body_init, body = GatedPixelCNN(channels, config["num_blocks"], config["first_kernel"],
+                                        config["kernel"], config["num_classes"])
+    else:
+        body_init, plain_body = PixelCNN(channels, config["num_blocks"], config["first_kernel"],
+                                         config["kernel"])
+
+        def body(params, e, labels=None):
+            return plain_body(params, e)                               # unconditional: labels unused
+    head_init, head = serial(Relu, Conv2d(channels, 1), Relu, Conv2d(num_codes, 1))
+
+    def init(rng):
+        # Params do not depend on the grid size ('same' padding), so a nominal 1x1 grid will do.
+        shape, input_params = project_init(rng, (1, 1) if embedding else (1, 1, code_dim))
+        shape, body_params = body_init(rng, shape)
+        _, head_params = head_init(rng, shape)
+        return {"input": input_params, "body": body_params, "head": head_params}
+
+    def logits_from_embedded(params, e, labels=None, dropout=0.0, rng=None):
+        labels = check_labels(config, labels, onp.shape(e)[0])
+        features = body(params["body"], e, labels)                     # (B, h, w, C)
+        if rng is not None and dropout > 0:
+            # Inverted dropout, per cell and channel: cannot mix cells, so causality holds.
+            keep = rng.random(features.shape) >= dropout
+            features = features * (keep / (1.0 - dropout)).astype(features.dtype)
+        return head(params["head"], features)                          # (B, h, w, K)
+
+    def logits(params, inputs, labels=None, dropout=0.0, rng=None):
+        if embedding:
+            check_indices(inputs, num_codes, ("B", "h", "w"))
+        else:
+            check_vectors(inputs, ("B", "h", "w", code_dim), name="codes")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        e = project(params["input"], inputs)                           # (B, h, w, C)
+        return logits_from_embedded(params, e, labels, dropout, rng)
+
+    def loss(params, indices, codes=None, labels=None, dropout=0.0, rng=None):
+        indices = check_indices(indices, num_codes, ("B", "h", "w"))
+        if embedding:
+            return cross_entropy(logits(params, indices, labels, dropout, rng), indices)
+        if codes is None:
+            raise ValueError("this prior reads code vectors ('codes' mode): pass codes (B, h, w, d)")
+        check_vectors(codes, indices.shape + (code_dim,), name="codes")
+        return cross_entropy(logits(params, codes, labels, dropout, rng), indices)
+
+    def bits_per_code(params, indices, codes=None, labels=None, batch_size=500):
+        total_nats, count = 0.0, 0
+        for start in range(0, len(indices), batch_size):
+            part = slice(start, start + batch_size)
+            nats = loss(params, indices[part], None if codes is None else codes[part],
+                        None if labels is None else labels[part])
+            total_nats += float(nats) * indices[part].size
+            count += indices[part].size
+        if count == 0:
+            raise ValueError("bits_per_code needs at least one grid, got none")
+        return total_nats / count / math.log(2.0)
+
+    return Prior(config, init, logits, logits_from_embedded, loss, bits_per_code)
