@@ -10,6 +10,8 @@ OPENBLAS_NUM_THREADS for both):
     sample 64 + decode    64 code grids drawn cell by cell (49 prior passes), then decoded
     encode 10k images     encoder + nearest code, batches of 500, no gradients
     peak RSS vqvae B=128  VmHWM of a separate process per framework after --memory-steps steps
+    busy neighbour        minivq's VQ-VAE step B=128 beside one `while 1: pass` process: the
+                          default thread choice (minivq.threads) against 1 and 2 threads
 Each row prints both times, the ratio minivq/torch and the achieved GFLOP/s, counted
 analytically from the conv shapes (2 flops per multiply-add; training = forward +
 weight grad + input grad, the latter skipped for the layer that reads the data), next
@@ -346,6 +348,46 @@ def bench_memory(args, torch):
     return [("peak RSS vqvae B=128", peaks, None, "MB")], "peak RSS: " + ", ".join(notes)
 
 
+def bench_busy(args, images, batch=128):
+    """Lines 'busy neighbour': a VQ-VAE step at B=128 beside one spinning process, with the
+    thread count minivq.threads chooses by default, with 1 and with 2 BLAS threads.
+
+    The three are timed interleaved in this process (each sets its count before its
+    step), so the ratios hold within the run even on a loaded machine. The default is
+    chosen as for a user without OPENBLAS_NUM_THREADS (this script sets that variable).
+    """
+    from minivq import threads
+    if threads.blas_library() is None:
+        return ["busy neighbour: skipped (numpy's OpenBLAS not found: its threads cannot be set)"]
+    rng = onp.random.default_rng(0)
+    model, params = minivq_vqvae(rng)
+    data = [images[rng.choice(len(images), batch, replace=False)] for _ in range(4)]   # (B, 28, 28, 1)
+
+    def with_threads(n):
+        step, next_batch = minivq_train_step(model.loss_and_aux, params), cycling(data)
+        return lambda: (threads.set_blas_threads(n), step(next_batch()))
+
+    before = threads.get_blas_threads()
+    neighbour = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
+    try:
+        time.sleep(0.5)                                  # the neighbour is up and spinning
+        chosen, reason = threads.choose_threads(env={})
+        counts = {f"default ({chosen})": chosen, "1 thread": 1, "2 threads": 2}
+        medians = time_interleaved({name: with_threads(n) for name, n in counts.items()},
+                                   args.repeats, min(args.warmup, 1), args.pause)
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+        threads.set_blas_threads(before)
+    best = min(medians["1 thread"], medians["2 threads"])
+    lines = [f"busy neighbour (one `while 1: pass` beside), vqvae step B={batch}, median of "
+             f"{args.repeats}; the default chose {chosen} thread(s) from: {reason}"]
+    lines += [f"  {name:<12} {seconds * 1e3:7.1f} ms  {seconds / best:.2f}x the better of 1 and 2 threads"
+              for name, seconds in medians.items()]
+    lines.append("  target: the default within 1.10x of the better of 1 and 2 threads")
+    return lines
+
+
 # ------------------------------------------------------------------------------ report
 
 def check_same_models(torch, ref, images):
@@ -442,7 +484,7 @@ def other_load(start, wall):
     return None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - (own1 - own0)) / wall
 
 
-GROUPS = ("vqvae", "prior", "sample", "encode", "memory")
+GROUPS = ("vqvae", "prior", "sample", "encode", "memory", "busy")
 
 
 def main(steps=20, warmup=3, repeats=5, memory_steps=10, pause=0.15, only=None):
@@ -468,6 +510,8 @@ def main(steps=20, warmup=3, repeats=5, memory_steps=10, pause=0.15, only=None):
             rows += bench_sample(args, torch, ref)
         elif group == "encode":
             rows += bench_encode(args, torch, ref, images)
+        elif group == "busy":
+            notes += bench_busy(args, images)
         else:
             memory_rows, note = bench_memory(args, torch)
             rows += memory_rows
