@@ -13,14 +13,17 @@ restarts). Every scalar in aux is logged to the history and the tqdm bar.
 
 Files written to out_dir:
     checkpoint.npz  params, Adam state, config, step, hook state, rng and batch-order
-                    state; every `checkpoint_every` steps and at the end (atomic writes).
+                    state, and the history so far; every `checkpoint_every` steps and
+                    at the end (atomic writes, only of finite parameters).
     best.npz        the same, at the eval with the lowest `best_metric` so far.
-    history.json    {'settings', 'train': [per-step metrics], 'eval': [per-eval metrics]}.
+    history.json    {'settings', 'train': [per-step metrics], 'eval': [per-eval metrics]},
+                    written after each checkpoint (and rebuilt from it on resume).
 With resume=True the loop restarts from checkpoint.npz and continues bit-exactly: N
 steps, then resume to 2N, gives the same parameters as 2N steps in one go.
 """
 import json
 import math
+import numbers
 import os
 import time
 from collections import namedtuple
@@ -31,17 +34,18 @@ from autograd.tracer import getval
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
-from .files import as_stored, atomic_write_json
+from .files import as_stored, atomic_write_json, read_json, remove_temp_files
 from .optim import adam
 from .tree import tree_flatten_with_paths
 
 TrainResult = namedtuple("TrainResult", ["params", "opt_state", "hook_state", "history"])
 
 SHOWN_METRICS = ("loss", "recon_mse", "perplexity")   # on the tqdm bar, when present
+TRAIN_FILES = ("checkpoint.npz", "best.npz", "history.json")
 
 
 class TrainingDivergedError(RuntimeError):
-    """The loss or a gradient became NaN or inf; the last good checkpoint is kept."""
+    """The loss, a gradient or a parameter became NaN or inf; the checkpoints on disk are kept."""
 
 
 def value_grad_and_aux(loss_fn, params, batch):
@@ -98,24 +102,82 @@ def _check_step(loss, loss_dtype, params, grads, step):
                                         f"(loss {loss})")
 
 
+def _check_params(params, step, loss):
+    """TrainingDivergedError if the update of `step` left a parameter non-finite."""
+    for path, p in tree_flatten_with_paths(params):
+        if not onp.all(onp.isfinite(p)):
+            raise TrainingDivergedError(f"parameter {path} became non-finite in the update of "
+                                        f"step {step + 1} (loss {loss}; learning rate too high?)")
+
+
+def check_settings(steps, batch_size, lr, num_examples, eval_every=1, checkpoint_every=1):
+    """ValueError unless the loop's settings make sense for `num_examples` training examples."""
+    def integer(value):
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+    problems = []
+    if not (integer(steps) and steps >= 0):
+        problems.append(f"steps must be an integer >= 0, got {steps!r}")
+    if not (integer(batch_size) and 1 <= batch_size <= num_examples):
+        problems.append(f"batch_size must be an integer in [1, {num_examples}] (the number of "
+                        f"training examples), got {batch_size!r}")
+    if not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
+        problems.append(f"lr must be a finite number > 0, got {lr!r}")
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
+        if not (integer(value) and value >= 1):
+            problems.append(f"{name} must be an integer >= 1, got {value!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _resume_history(ckpt, settings, allow_new_settings, paths):
+    """The history of a checkpoint, to continue; ValueError if the training settings changed.
+
+    The history travels inside the checkpoint, so history.json is rebuilt from it even
+    when a kill fell between the checkpoint write and the history write.
+    """
+    path = paths["checkpoint.npz"]
+    if "history" in ckpt["extra"]:
+        history = json.loads(str(ckpt["extra"]["history"]))
+    else:                      # a checkpoint of an older minivq: history.json cut at its step
+        history = read_json(paths["history.json"], "training history")
+        for key in ("train", "eval"):
+            history[key] = [r for r in history[key] if r["step"] <= ckpt["step"]]
+    old = history["settings"]
+    changes = {key: [old.get(key), value] for key, value in settings.items()
+               if key != "steps" and old.get(key) != value}
+    if changes and not allow_new_settings:
+        detail = ", ".join(f"{key} {a} -> {b}" for key, (a, b) in changes.items())
+        raise ValueError(f"cannot resume {path} with other settings ({detail}): resume with the "
+                         f"run's own settings, or state the change (allow_new_settings=True; "
+                         f"CLI: --allow-new-settings)")
+    if changes:
+        history.setdefault("changes", []).append(dict(step=int(ckpt["step"]), **changes))
+    history["settings"] = settings
+    return history
+
+
 def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, hook_state=None,
           eval_fn=None, eval_every=1000, best_metric="test_mse", out_dir=None,
-          checkpoint_every=1000, resume=False, config=None, progress=True):
+          checkpoint_every=1000, resume=False, allow_new_settings=False, config=None, progress=True):
     """Minimise loss_fn over minibatches of `data` with Adam; returns a TrainResult.
 
     loss_fn(params, batch) -> scalar or (scalar, aux dict); data: (N, ...) training
     examples; steps: total number of steps (including those of a resumed run); rng:
     numpy Generator for batch order and hooks (advanced in place; on resume its state
-    is set from the checkpoint). step_hook(params, hook_state, aux, batch, rng) ->
-    (params, hook_state) runs after each Adam step; hook_state is a tree of arrays
-    saved in checkpoints. eval_fn(params) -> dict of floats runs every eval_every steps
-    and at the end; the lowest `best_metric` is kept as best.npz. config: JSON dict
-    stored in checkpoints (resume refuses a different one). Raises
-    TrainingDivergedError on a NaN/inf loss or gradient, before the bad update.
+    is set from the checkpoint). It is the loop's ONE random stream: a loss_fn or hook
+    that draws random numbers (dropout) must draw them from this same Generator, so that
+    the checkpoint holds every stream and resume is bit-exact. step_hook(params,
+    hook_state, aux, batch, rng) -> (params, hook_state) runs after each Adam step;
+    hook_state is a tree of arrays saved in checkpoints. eval_fn(params) -> dict of
+    floats runs every eval_every steps and at the end; the lowest `best_metric` is kept
+    as best.npz. config: JSON dict stored in checkpoints (resume refuses a different one).
+    resume=True needs out_dir/checkpoint.npz and the run's own settings (only `steps`
+    may grow), unless allow_new_settings=True, which records the change in the history.
+    Raises TrainingDivergedError on a NaN/inf loss, gradient or updated parameter, before
+    anything of that step is saved. Ctrl-C raises KeyboardInterrupt saying what is on disk.
     """
-    if steps < 0 or batch_size < 1 or not len(data) >= batch_size:
-        raise ValueError(f"need steps >= 0 and 1 <= batch_size <= len(data), got steps={steps}, "
-                         f"batch_size={batch_size}, len(data)={len(data)}")
+    check_settings(steps, batch_size, lr, len(data), eval_every, checkpoint_every)
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir of the run to continue")
     opt_init, opt_update = adam(lr)
@@ -125,35 +187,37 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, 
     settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "eval_every": eval_every,
                 "checkpoint_every": checkpoint_every, "best_metric": best_metric}
     history = {"settings": settings, "train": [], "eval": []}
-    best, start, last_saved = math.inf, 0, None
+    best, start, saved = math.inf, 0, {}                # saved: {file name: step} written by this loop
     paths = {}
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
-        paths = {name: os.path.join(out_dir, name)
-                 for name in ("checkpoint.npz", "best.npz", "history.json")}
+        paths = {name: os.path.join(out_dir, name) for name in TRAIN_FILES}
+        remove_temp_files(out_dir, TRAIN_FILES)         # left by a process killed mid-write
 
-    if resume and os.path.exists(paths["checkpoint.npz"]):
+    if resume:
+        if not os.path.isfile(paths["checkpoint.npz"]):
+            raise FileNotFoundError(f"cannot resume: {paths['checkpoint.npz']} does not exist (the "
+                                    f"run wrote no checkpoint yet); start it over instead of resuming")
         ckpt = load_checkpoint(paths["checkpoint.npz"])
         if ckpt["config"] != as_stored(config):
             raise ValueError(f"cannot resume {paths['checkpoint.npz']}: it was trained with config "
                              f"{ckpt['config']}, got {as_stored(config)}")
-        params, opt_state, start = ckpt["params"], ckpt["opt_state"], ckpt["step"]
-        last_saved = start
+        history = _resume_history(ckpt, settings, allow_new_settings, paths)
+        params, start = ckpt["params"], ckpt["step"]
+        opt_state = ckpt["opt_state"]
         extra = ckpt["extra"]
         hook_state, sampler, best = extra["hook_state"], extra["sampler"], float(extra["best"])
         rng.bit_generator.state = rng_from_json(extra["rng"]).bit_generator.state
-        if os.path.exists(paths["history.json"]):
-            with open(paths["history.json"]) as f:
-                saved = json.load(f)
-            history["train"] = [r for r in saved["train"] if r["step"] <= start]
-            history["eval"] = [r for r in saved["eval"] if r["step"] <= start]
+        saved["checkpoint.npz"] = start
+        atomic_write_json(paths["history.json"], history)
 
-    def save(path, step):
+    def save(name, step):
         extra = {"rng": onp.array(rng_state_to_json(rng)), "hook_state": hook_state,
-                 "sampler": sampler, "best": onp.array(best)}
-        save_checkpoint(path, params, opt_state, config=config, step=step, extra=extra)
+                 "sampler": sampler, "best": onp.array(best), "history": onp.array(json.dumps(history))}
+        save_checkpoint(paths[name], params, opt_state, config=config, step=step, extra=extra)
+        saved[name] = step
 
-    t0 = time.perf_counter()
+    t0, done = time.perf_counter(), start
     bar = tqdm(total=steps, initial=start, disable=not progress, desc="train", dynamic_ncols=True)
     try:
         for step in range(start, steps):
@@ -164,6 +228,7 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, 
             params, opt_state = opt_update(params, grads, opt_state)
             if step_hook is not None:
                 params, hook_state = step_hook(params, hook_state, aux, batch, rng)
+            _check_params(params, step, loss)           # before any eval or save of this step
             done = step + 1
             metrics = dict(scalar_metrics(aux), loss=loss)
             history["train"].append(dict(step=done, **metrics))
@@ -177,18 +242,29 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, 
                 if result.get(best_metric, math.inf) < best:
                     best = result[best_metric]
                     if out_dir is not None:
-                        save(paths["best.npz"], done)
+                        save("best.npz", done)
             if out_dir is not None and (done % checkpoint_every == 0 or done == steps):
-                save(paths["checkpoint.npz"], done)
-                last_saved = done
+                save("checkpoint.npz", done)
                 atomic_write_json(paths["history.json"], history)
     except TrainingDivergedError as err:
-        if out_dir is not None:
-            atomic_write_json(paths["history.json"], history)
-            if last_saved is not None:
-                raise TrainingDivergedError(f"{err}; the last good checkpoint "
-                                            f"{paths['checkpoint.npz']} (step {last_saved}) is kept") from None
-        raise
+        if out_dir is None:
+            raise
+        raise TrainingDivergedError(f"{err}. Nothing of the diverged steps was saved; "
+                                    f"{_on_disk(paths, saved)}") from None
+    except KeyboardInterrupt:
+        if out_dir is None:
+            raise
+        raise KeyboardInterrupt(f"interrupted after step {done}; {_on_disk(paths, saved)}") from None
     finally:
         bar.close()
     return TrainResult(params, opt_state, hook_state, history)
+
+
+def _on_disk(paths, saved):
+    """What a stopped run leaves: the checkpoints written (and where to go on), or none."""
+    if "checkpoint.npz" not in saved:
+        return (f"no checkpoint of this run is on disk yet in {os.path.dirname(paths['checkpoint.npz'])}"
+                f" (nothing to resume): start it again")
+    kept = [f"{paths[name]} (step {step})" for name, step in sorted(saved.items())]
+    return (f"kept: {', '.join(kept)}; continue from checkpoint.npz with --resume (after "
+            f"divergence: a lower lr and --allow-new-settings), or use best.npz as it is")
