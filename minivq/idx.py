@@ -124,8 +124,8 @@ def _download(filename, folder, mirrors, md5):
             return
         except OSError as error:  # URLError, timeouts and connection resets are all OSErrors
             failures.append(f"{url}: {error}")
-    raise ConnectionError(f"could not download {filename}: you appear to be offline or the mirror is down.\n  "
-                          + "\n  ".join(failures) + f"\nFetch it by hand from {' or '.join(mirrors)} "
+    raise ConnectionError(f"could not download {filename}: you appear to be offline or the mirror is down "
+                          f"({'; '.join(failures)}). Fetch it by hand from {' or '.join(mirrors)} "
                           f"and put it in {folder}")
 
 
