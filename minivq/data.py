@@ -4,14 +4,17 @@ Every loader returns a `Dataset(x_train, y_train, x_test, y_test)`: x has shape
 (N, H, W, C) float32 in [0, 1], y is int64 (N,) or None when there are no labels.
 
 Sources, chosen with `load_dataset(spec)`:
-- 'mnist-embedded' (default): 4500 + 500 MNIST digits shipped with the package
-  (`assets/mnist_5k.npz`, see `assets/README.md`); works offline.
+- 'mnist-embedded' (default): 9001 + 999 MNIST digits shipped with the package
+  (`assets/mnist_10k.npz`, see `assets/README.md`); works offline.
+- 'mnist-5k': the older 4500 + 500 embedded digits (`assets/mnist_5k.npz`), a subset of those.
 - 'mnist', 'fashion-mnist': the four standard IDX files, read from
   `$MINIVQ_DATA/<name>` (default `~/.cache/minivq/<name>`), MD5-checked; fetched only when
   `download=True` (CLI `--download`).
 - a .npy/.npz file, or a folder of .png images.
 """
 import collections
+import hashlib
+import io
 import os
 
 import numpy as onp
@@ -20,7 +23,7 @@ from .idx import IDX_SOURCES, data_root, idx_files, load_idx  # noqa: F401 (re-e
 
 Dataset = collections.namedtuple("Dataset", ["x_train", "y_train", "x_test", "y_test"])
 
-SPECS = ("mnist-embedded", "mnist", "fashion-mnist", "<file.npy|file.npz>", "<folder of .png>")
+SPECS = ("mnist-embedded", "mnist-5k", "mnist", "fashion-mnist", "<file.npy|file.npz>", "<folder of .png>")
 
 
 def to_images(x, source="array"):
@@ -73,18 +76,74 @@ def _split(x, y, test_fraction, rng_seed):
     return Dataset(x[train], None if y is None else y[train], x[test], None if y is None else y[test])
 
 
-def load_mnist_embedded():
-    """The 5000-digit MNIST subset shipped with the package: 4500 train + 500 test (50 per digit)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "mnist_5k.npz")
-    with onp.load(path, allow_pickle=False) as f:
-        arrays = {key: f[key] for key in Dataset._fields}
-    expected = {"x_train": (4500, 28, 28), "y_train": (4500,), "x_test": (500, 28, 28), "y_test": (500,)}
-    for key, shape in expected.items():
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+# sha256 of each shipped data file, as printed by tools/make_embedded_mnist*.py and listed
+# in assets/README.md: a damaged or swapped file fails loudly instead of training on garbage.
+ASSET_SHA256 = {
+    "mnist_10k.npz": "bd79f7ed5966958b3730a54cc40277d9724a46be9ca87851bbb4432dc8111759",
+    "mnist_5k.npz": "3c332f088f2df593616efda40c7700ffd35e38a44d7b7d49bb2b9927f8a02492",
+}
+EMBEDDED_TEST_FRACTION = 0.1   # per digit, the last 10% of the embedded images are held out
+
+
+def read_asset(name, sha256=None):
+    """The bytes of assets/name after checking their sha256 (default: `ASSET_SHA256[name]`)."""
+    path = os.path.join(ASSETS, name)
+    with open(path, "rb") as f:
+        blob = f.read()
+    expected, actual = sha256 or ASSET_SHA256[name], hashlib.sha256(blob).hexdigest()
+    if actual != expected:
+        raise ValueError(f"{path} is corrupt: its sha256 is {actual}, expected {expected}; "
+                         "reinstall minivq or rebuild the file as minivq/assets/README.md says")
+    return blob
+
+
+def split_per_digit(y, test_fraction=EMBEDDED_TEST_FRACTION):
+    """Stratified split in file order: (train_rows, test_rows), int index arrays into y.
+
+    For each label, its first images go to train and its last round(n * test_fraction) to
+    test (at least one each side); no shuffling, so the split never changes.
+    """
+    train_rows, test_rows = [], []
+    for label in onp.unique(y):
+        rows = onp.flatnonzero(y == label)   # this label's rows, in file order
+        n_test = min(max(int(round(len(rows) * test_fraction)), 1), len(rows) - 1)
+        train_rows.append(rows[:len(rows) - n_test])
+        test_rows.append(rows[len(rows) - n_test:])
+    return onp.concatenate(train_rows), onp.concatenate(test_rows)
+
+
+def _asset_arrays(name, shapes):
+    """{key: uint8 array} from a checksummed asset, each checked against shapes[key]."""
+    with onp.load(io.BytesIO(read_asset(name)), allow_pickle=False) as f:
+        arrays = {key: f[key] for key in shapes}
+    for key, shape in shapes.items():
         if arrays[key].shape != shape or arrays[key].dtype != onp.uint8:
-            raise ValueError(f"{path} is damaged: {key} should be uint8 {shape}, "
+            raise ValueError(f"{name} is damaged: {key} should be uint8 {shape}, "
                              f"got {arrays[key].dtype} {arrays[key].shape}")
-    return Dataset(to_images(arrays["x_train"]), arrays["y_train"].astype(onp.int64),
-                   to_images(arrays["x_test"]), arrays["y_test"].astype(onp.int64))
+    return arrays
+
+
+def load_mnist_embedded(size=10000):
+    """MNIST digits shipped with the package, split per digit (see `split_per_digit`).
+
+    size=10000 (default, `assets/mnist_10k.npz`, MNIST train[:10000]): per digit the first
+    90% train, the last 10% test: 9001 + 999 images.
+    size=5000 (`assets/mnist_5k.npz`, the older figures'): per digit the first 450 train,
+    the last 50 test: 4500 + 500. Its 5000 digits are each digit's first 500 of the 10k,
+    so its test digits sit in the 10k's training split.
+    """
+    if size == 5000:
+        arrays = _asset_arrays("mnist_5k.npz", {"x_train": (4500, 28, 28), "y_train": (4500,),
+                                                 "x_test": (500, 28, 28), "y_test": (500,)})
+        return Dataset(to_images(arrays["x_train"]), arrays["y_train"].astype(onp.int64),
+                       to_images(arrays["x_test"]), arrays["y_test"].astype(onp.int64))
+    if size != 10000:
+        raise ValueError(f"the embedded MNIST comes in sizes 10000 and 5000, got {size}")
+    arrays = _asset_arrays("mnist_10k.npz", {"x": (10000, 28, 28), "y": (10000,)})
+    x, y = to_images(arrays["x"]), arrays["y"].astype(onp.int64)
+    train, test = split_per_digit(y)
+    return Dataset(x[train], y[train], x[test], y[test])
 
 
 def load_idx_dataset(name, root=None, download=False):
@@ -158,6 +217,8 @@ def load_dataset(spec="mnist-embedded", download=False):
     spec = os.fspath(spec)
     if spec == "mnist-embedded":
         return load_mnist_embedded()
+    if spec == "mnist-5k":
+        return load_mnist_embedded(5000)
     if spec in IDX_SOURCES:
         return load_idx_dataset(spec, download=download)
     if os.path.isdir(spec):

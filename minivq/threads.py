@@ -18,11 +18,13 @@ call its setter through ctypes: no new dependency. How busy the cores are comes 
 that started a few seconds ago (it is a one-minute moving average).
 
 An explicit OPENBLAS_NUM_THREADS or OMP_NUM_THREADS in the environment is the user's
-choice: "auto" then leaves the count alone. Where no OpenBLAS is found (another BLAS,
+choice: "auto" then leaves the count alone; so it does after `apply_threads(n)` (the
+CLI's --threads n). Where no OpenBLAS is found (another BLAS,
 another OS) everything fails soft: the functions return None and the description says so.
 """
 import ctypes
 import glob
+import math
 import numbers
 import os
 import statistics
@@ -50,7 +52,15 @@ SYMBOL_PAIRS = [("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_th
                 ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
                 ("openblas_set_num_threads", "openblas_get_num_threads")]
 
+# A run that starts within this time of the last measure (the train and test splits
+# encoded one after the other, a test suite's many short runs) reuses it instead of
+# sleeping to measure again; the demo's stages, minutes apart, each measure afresh.
+LOAD_REUSE_SECONDS = 30.0
+
 _library = {}   # cache: 'found' -> (path, setter, getter) or None
+# 'pinned': a count given to apply_threads, kept by later 'auto' calls;
+# 'load': (time.monotonic() of the measure, cpus, busy cores) of the last load measure.
+_state = {"pinned": None, "load": (-math.inf, None, None)}
 
 
 def _candidate_paths():
@@ -192,26 +202,40 @@ def decide_threads(allowed, busy, env):
     return threads, f"{cores}, {busy:.1f} busy"
 
 
+def _recent_load(cpus):
+    """busy_cores(cpus), measured again only when the last measure is older than LOAD_REUSE_SECONDS."""
+    when, cpus_then, busy = _state["load"]
+    if cpus != cpus_then or time.monotonic() - when > LOAD_REUSE_SECONDS:
+        busy = busy_cores(cpus)
+        _state["load"] = (time.monotonic(), cpus, busy)
+    return busy
+
+
 def choose_threads(env=None):
     """(threads or None, reason) for this process now: decide_threads on measured inputs."""
     env = os.environ if env is None else env
     cpus = allowed_cpus()
-    busy = None if _user_setting(env) else busy_cores(cpus)   # no sampling wait when unused
+    busy = None if _user_setting(env) else _recent_load(cpus)   # no sampling wait when unused
     return decide_threads(len(cpus), busy, env)
 
 
 def apply_threads(threads="auto", env=None):
     """Set numpy's BLAS threads to `threads` (an int, or 'auto' to choose); (n or None, description).
 
-    n is the count in force afterwards, or None if no OpenBLAS symbol was found (then
-    nothing changes). The description is one line for a log or a progress bar.
+    An int is the caller's choice (the CLI's --threads): it is set, and later 'auto'
+    calls in this process keep it, as they keep OPENBLAS_NUM_THREADS. n is the count in
+    force afterwards, or None if no OpenBLAS symbol was found (then nothing changes).
+    The description is one line for a log or a progress bar.
     """
-    if threads == "auto":
-        chosen, reason = choose_threads(env)
-    elif _is_count(threads):
+    if _is_count(threads):
+        _state["pinned"] = int(threads)
         chosen, reason = int(threads), "asked for"
-    else:
+    elif threads != "auto":
         raise ValueError(f"threads must be 'auto' or an integer >= 1, got {threads!r}")
+    elif _state["pinned"] is not None:
+        chosen, reason = _state["pinned"], "asked for"
+    else:
+        chosen, reason = choose_threads(env)
     if blas_library() is None:
         return None, f"BLAS threads: left as they are (no OpenBLAS found in numpy; {reason})"
     if chosen is not None:

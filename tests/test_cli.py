@@ -93,7 +93,7 @@ def test_samples_npy_has_the_grid_shape_and_valid_codes(run):
 def test_codes_are_the_best_vqvae_encoding_of_the_data(run):
     train, test = (load_code_grids(os.path.join(run, "codes", f"{s}.npz")) for s in ("train", "test"))
     data = load_mnist_embedded()
-    assert train.indices.shape == (4500, 7, 7) and test.indices.shape == (500, 7, 7)
+    assert train.indices.shape == (9001, 7, 7) and test.indices.shape == (999, 7, 7)   # the 10k split
     onp.testing.assert_array_equal(test.labels, data.y_test)
     # downstream steps use best.npz: the eval with the lowest test MSE in the history
     history = json.load(open(os.path.join(run, "vqvae", "history.json")))
@@ -202,8 +202,8 @@ def test_progress_bars_are_shown_by_default(run, tmp_path, capsys):
     capsys.readouterr()
     ok("encode", "--run", run)
     captured = capsys.readouterr()
-    assert "encode train" in captured.err and "4500/4500" in captured.err
-    assert "codes: train (4500, 7, 7)" in captured.out                    # the one-line summary
+    assert "encode train" in captured.err and "9001/9001" in captured.err
+    assert "codes: train (9001, 7, 7)" in captured.out                    # the one-line summary
 
 
 # ---------------------------------------------------------------- errors and help

