@@ -40,9 +40,9 @@ import numpy as onp
 from autograd.extend import defvjp_argnums
 
 import minivq.conv as conv_module
-import minivq.layers as layers_module
 from bench.bench_train import minivq_train_step
 from minivq import pixelcnn
+from minivq.prior import build_prior
 from minivq.data import load_mnist_embedded
 from minivq.vqvae import build_vqvae
 
@@ -52,15 +52,14 @@ CHUNK_KIB = (512, 8192, 32768)   # the default is 2048
 
 def prior_step(params, crop):
     """A prior training step on a network built with or without the masked-kernel crop."""
-    original = layers_module._mask_crop
+    original = pixelcnn._mask_crop
     if not crop:
-        layers_module._mask_crop = lambda *args: None
+        pixelcnn._mask_crop = lambda *args: None
     try:
-        config = pixelcnn.make_config(num_codes=NUM_CODES)
-        _, apply = pixelcnn._network.__wrapped__(tuple(sorted(config.items())))   # uncached build
+        prior = build_prior({"num_codes": NUM_CODES})
     finally:
-        layers_module._mask_crop = original
-    return minivq_train_step(lambda p, grids: (pixelcnn.cross_entropy(apply(p, grids), grids), {}), params)
+        pixelcnn._mask_crop = original
+    return minivq_train_step(lambda p, grids: (prior.loss(p, grids), {}), params)
 
 
 def fresh_arrays(slot, shape, dtype):
@@ -98,7 +97,7 @@ def main(rounds=8, steps=4, batch=128):
     model = build_vqvae()
     images = load_mnist_embedded().x_train[:batch]
     grids = rng.integers(0, NUM_CODES, (batch, 7, 7))
-    prior_params = pixelcnn.init_pixelcnn(rng, {"num_codes": NUM_CODES})
+    prior_params = build_prior({"num_codes": NUM_CODES}).init(rng)
     vqvae_step = minivq_train_step(model.loss_and_aux, model.init(rng))
     cropped_prior = prior_step(prior_params, crop=True)
     variants = {

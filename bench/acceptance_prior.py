@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minivq.checkpoint import load_checkpoint                                    # noqa: E402
 from minivq.codes import encode_dataset, save_code_grids        # noqa: E402
 from minivq.data import load_dataset                                              # noqa: E402
-from minivq.pixelcnn import bits_per_code, init_pixelcnn, make_config, pixelcnn_logits, prior_loss  # noqa: E402
+from minivq.prior import build_prior, make_config                # noqa: E402
 from minivq.plots import image_grid, sample_comparison                            # noqa: E402
 from minivq.sampling import (independent_bits, random_codebook_rows, sample_grids,   # noqa: E402
                              sample_independent, uniform_bits, unigram_bits)
@@ -72,9 +72,10 @@ def vqvae_from(path, kind, steps, data, out_dir, seed, progress):
 
 def train_prior(name, train_grids, test_grids, steps, batch_size, lr, dropout, eval_every, out_dir,
                 seed, progress):
-    """Train one prior; returns (config, best params, eval history)."""
+    """Train one prior; returns (the prior model, best params, eval history)."""
     architecture, default_dropout = PRIORS[name]
-    config = make_config(num_codes=64, **architecture)
+    prior = build_prior(make_config(num_codes=64, **architecture))
+    config = prior.config
     dropout = default_dropout if dropout is None else dropout
     conditional = config["num_classes"] is not None
     train_labels = train_grids.labels if conditional else None
@@ -84,36 +85,36 @@ def train_prior(name, train_grids, test_grids, steps, batch_size, lr, dropout, e
     fingerprint = hashlib.sha256(train_grids.indices.tobytes()).hexdigest()[:16]
 
     def loss_fn(params, ids):                 # the loop's "data" are example ids into the grids
-        loss = prior_loss(params, train_grids.indices[ids],
+        loss = prior.loss(params, train_grids.indices[ids],
                           labels=None if train_labels is None else train_labels[ids],
                           dropout=dropout, rng=dropout_rng)
         return loss, {"bits": loss / math.log(2.0)}
 
     def eval_fn(params):
-        return {"test_bits": bits_per_code(params, test_grids.indices, labels=test_labels),
-                "train_bits": bits_per_code(params, train_grids.indices[:500],
-                                            labels=None if train_labels is None else train_labels[:500])}
+        return {"test_bits": prior.bits_per_code(params, test_grids.indices, labels=test_labels),
+                "train_bits": prior.bits_per_code(params, train_grids.indices[:500],
+                                                  labels=None if train_labels is None else train_labels[:500])}
 
     start = time.perf_counter()
-    result = train(loss_fn, init_pixelcnn(rng, config), onp.arange(len(train_grids.indices)), steps,
+    result = train(loss_fn, prior.init(rng), onp.arange(len(train_grids.indices)), steps,
                    batch_size, lr, rng, eval_fn=eval_fn, eval_every=eval_every, best_metric="test_bits",
                    out_dir=out_dir, checkpoint_every=eval_every, resume=True,
                    config=dict(config, dropout=dropout, batch_size=batch_size, codes_sha256=fingerprint),
                    progress=progress)
     print(f"{name}: {steps} steps, dropout {dropout}, in {time.perf_counter() - start:.0f} s (this invocation)")
     best = load_checkpoint(os.path.join(out_dir, "best.npz"))["params"]
-    return config, best, result.history["eval"]
+    return prior, best, result.history["eval"]
 
 
-def time_sampling(params, config, labels=None):
+def time_sampling(prior, params, labels=None):
     """(grids (64, 7, 7), seconds) for 64 samples, and the seconds of 49 full forward passes."""
     rng = onp.random.default_rng(0)
     start = time.perf_counter()
-    grids = sample_grids(params, config, 64, 7, 7, rng, labels=labels)
+    grids = sample_grids(prior, params, 64, 7, 7, rng, labels=labels)
     seconds = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(7 * 7):   # what the sampler would cost without cropping to rows <= i
-        pixelcnn_logits(params, grids, labels)
+        prior.logits(params, grids, labels)
     return grids, seconds, time.perf_counter() - start
 
 
@@ -144,10 +145,10 @@ def main(vqvae=None, vqvae_steps=3000, flat_vqvae=None, flat_steps=1000, priors=
              "independent cells": independent_bits(train_grids.indices, test_grids.indices, K)}
     trained = {}
     for name in priors:
-        config, best, evals = train_prior(name, train_grids, test_grids, steps, batch_size, lr, dropout,
-                                          eval_every, os.path.join(out, name), seed, progress)
+        prior, best, evals = train_prior(name, train_grids, test_grids, steps, batch_size, lr, dropout,
+                                         eval_every, os.path.join(out, name), seed, progress)
         best_eval = min(evals, key=lambda record: record["test_bits"])
-        trained[name] = (config, best, best_eval)
+        trained[name] = (prior, best, best_eval)
         table[name] = best_eval["test_bits"]
         curve = ", ".join(f"{r['step']}: {r['test_bits']:.3f}/{r['train_bits']:.3f}" for r in evals)
         print(f"{name} held-out/train bits by step: {curve}")
@@ -157,7 +158,7 @@ def main(vqvae=None, vqvae_steps=3000, flat_vqvae=None, flat_steps=1000, priors=
         step = f" (best at step {trained[name][2]['step']})" if name in trained else ""
         ref = f" [{PYTORCH[name]:.2f}]" if name in PYTORCH else ""
         print(f"  {name:18s} {bits:6.3f}{ref}{step}")
-    unconditional = [name for name in trained if trained[name][0]["num_classes"] is None]
+    unconditional = [name for name in trained if trained[name][0].config["num_classes"] is None]
     summary = {"bits": table}
     if unconditional:
         best_name = min(unconditional, key=lambda name: table[name])
@@ -166,8 +167,8 @@ def main(vqvae=None, vqvae_steps=3000, flat_vqvae=None, flat_steps=1000, priors=
 
         # 4. samples
         for name in unconditional:
-            config, best, _ = trained[name]
-            grids, seconds, full = time_sampling(best, config)
+            prior, best, _ = trained[name]
+            grids, seconds, full = time_sampling(prior, best)
             print(f"time to sample 64 grids with {name}: {seconds:.2f} s "
                   f"(49 full forward passes, i.e. no cropping: {full:.2f} s; PyTorch 0.35 s)")
             summary[f"sample_seconds_{name}"] = seconds
@@ -186,9 +187,9 @@ def main(vqvae=None, vqvae_steps=3000, flat_vqvae=None, flat_steps=1000, priors=
             print("no flat VQ-VAE (--flat-steps 0 and no --flat-vqvae): its panel is left out")
         print(f"wrote {sample_comparison(panels, os.path.join(out, 'samples.png'))}")
     if "conditional" in trained:
-        config, best, _ = trained["conditional"]
+        prior, best, _ = trained["conditional"]
         labels = onp.repeat(onp.arange(10), 8)                      # 8 samples per class, one row each
-        grids = sample_grids(best, config, len(labels), 7, 7, onp.random.default_rng(seed), labels=labels)
+        grids = sample_grids(prior, best, len(labels), 7, 7, onp.random.default_rng(seed), labels=labels)
         path = image_grid(decode(model, params, grids), os.path.join(out, "conditional_samples.png"),
                           ncols=8, title="gated PixelCNN, one class per row (0-9)")
         print(f"wrote {path}")

@@ -88,9 +88,13 @@ def minivq_vqvae(rng):
     return model, model.init(rng)
 
 
+def minivq_prior_model():
+    from minivq.prior import build_prior
+    return build_prior({"num_codes": NUM_CODES})
+
+
 def minivq_prior(rng):
-    from minivq.pixelcnn import init_pixelcnn
-    return init_pixelcnn(rng, {"num_codes": NUM_CODES})
+    return minivq_prior_model().init(rng)
 
 
 def minivq_train_step(loss_fn, params):
@@ -110,7 +114,7 @@ def minivq_train_step(loss_fn, params):
 
 def minivq_sample_and_decode(model, vq_params, prior_params, rng):
     from minivq.sampling import sample_grids
-    indices = sample_grids(prior_params, {"num_codes": NUM_CODES}, SAMPLES, *GRID, rng)
+    indices = sample_grids(minivq_prior_model(), prior_params, SAMPLES, *GRID, rng)
     return model.decode_indices(vq_params, indices)
 
 
@@ -247,9 +251,8 @@ def bench_train_steps(kind, args, torch, ref, images):
             picks = [rng.choice(len(images), batch, replace=False) for _ in range(4)]
             data = [images[p] for p in picks]                               # (B, 28, 28, 1)
         else:
-            from minivq.pixelcnn import prior_loss
             params = minivq_prior(rng)
-            loss_fn, gflop = prior_loss, prior_step_gflop(batch)
+            loss_fn, gflop = minivq_prior_model().loss, prior_step_gflop(batch)
             data = [rng.integers(0, NUM_CODES, (batch,) + GRID) for _ in range(4)]   # (B, 7, 7)
         next_minivq = cycling(data)
         minivq_step = minivq_train_step(loss_fn, params)
@@ -392,7 +395,6 @@ def bench_busy(args, images, batch=128):
 
 def check_same_models(torch, ref, images):
     """Lines showing both frameworks build the same models: parameter counts, equal losses."""
-    from minivq.pixelcnn import prior_loss
     from minivq.tree import tree_count
     rng = onp.random.default_rng(0)
     model, vq_params = minivq_vqvae(rng)
@@ -408,7 +410,7 @@ def check_same_models(torch, ref, images):
                  f"{ref.count_parameters(torch_prior)}")
     with torch.no_grad():
         losses = [("vqvae", model.loss(vq_params, x), torch_vqvae.loss(nchw(torch, x)).item()),
-                  ("prior", prior_loss(prior_params, grids),
+                  ("prior", minivq_prior_model().loss(prior_params, grids),
                    torch_prior.loss(torch.from_numpy(grids)).item())]
     lines.append("same weights, same batch of 16: " + "; ".join(
         f"{name} loss minivq {float(a):.6f} torch {b:.6f}" for name, a, b in losses))
@@ -423,7 +425,7 @@ def gradient_dtypes(images):
     """
     from autograd import grad
     from minivq.autoencoder import mse
-    from minivq.pixelcnn import cross_entropy
+    from minivq.prior import cross_entropy
     from minivq.quantize import quantize
     rng = onp.random.default_rng(0)
     x = images[:4]                                                       # (4, 28, 28, 1) float32

@@ -37,7 +37,7 @@ from demos.demo_common import grid_vqvae, spread, unseen_pair_rate   # noqa: E40
 from minivq.checkpoint import load_checkpoint                    # noqa: E402
 from minivq.codes import encode_dataset                          # noqa: E402
 from minivq.data import load_mnist_embedded                      # noqa: E402
-from minivq.pixelcnn import bits_per_code, init_pixelcnn, make_config, prior_loss   # noqa: E402
+from minivq.prior import build_prior, make_config                # noqa: E402
 from minivq.plots import sample_comparison, training_curves      # noqa: E402
 from minivq.sampling import (independent_bits, sample_grids, sample_independent,   # noqa: E402
                              uniform_bits, unigram_bits)
@@ -49,30 +49,31 @@ MODES = ("codes", "embedding")
 
 def train_prior(mode, codebook, train_grids, test_grids, channels, num_blocks, steps, batch_size, lr,
                 eval_every, seed, out_dir, progress):
-    """Train one PixelCNN prior; returns (config, params at the best test bits, history)."""
+    """Train one PixelCNN prior; returns (the prior model, params at the best test bits, history)."""
     num_codes, code_dim = codebook.shape
     config = make_config(num_codes=num_codes, input_mode=mode, channels=channels, num_blocks=num_blocks,
                          code_dim=code_dim if mode == "codes" else None)
+    prior = build_prior(config)
     rng = onp.random.default_rng(seed)
-    params = init_pixelcnn(rng, config)
+    params = prior.init(rng)
     print(f"PixelCNN prior, input '{mode}': {tree_count(params):,} parameters")
     if mode == "codes":   # the network reads the code vectors; the targets are the indices
         def loss_fn(p, grids):
-            return prior_loss(p, grids, codebook[grids])                      # codes (B, 7, 7, d)
+            return prior.loss(p, grids, codebook[grids])                      # codes (B, 7, 7, d)
 
         def eval_fn(p):
-            return {"test_bits": bits_per_code(p, test_grids.indices, test_grids.codes)}
+            return {"test_bits": prior.bits_per_code(p, test_grids.indices, test_grids.codes)}
     else:
         def loss_fn(p, grids):
-            return prior_loss(p, grids)
+            return prior.loss(p, grids)
 
         def eval_fn(p):
-            return {"test_bits": bits_per_code(p, test_grids.indices)}
+            return {"test_bits": prior.bits_per_code(p, test_grids.indices)}
     result = train(loss_fn, params, train_grids.indices, steps, batch_size, lr, rng,
                    eval_fn=eval_fn, eval_every=eval_every, best_metric="test_bits",
                    out_dir=out_dir, checkpoint_every=eval_every, config=config, progress=progress)
     best = load_checkpoint(os.path.join(out_dir, "best.npz"))
-    return config, best["params"], result.history
+    return prior, best["params"], result.history
 
 
 def main(vqvae_run=None, vqvae_steps=1000, vqvae_batch_size=128, hidden=64, prior_channels=64,
@@ -100,13 +101,13 @@ def main(vqvae_run=None, vqvae_steps=1000, vqvae_batch_size=128, hidden=64, prio
     grids = {"independent cells": sample_independent(train_grids.indices, num_codes, n_samples, rng)}
     os.makedirs(out, exist_ok=True)
     for mode in MODES:
-        config, prior, history = train_prior(mode, codebook, train_grids, test_grids, prior_channels,
+        prior, prior_params, history = train_prior(mode, codebook, train_grids, test_grids, prior_channels,
                                              prior_blocks, prior_steps, prior_batch_size, lr, eval_every,
                                              seed, os.path.join(out, f"prior_{mode}"), progress)
         best = min(history["eval"], key=lambda r: r["test_bits"])
         bits[f"PixelCNN '{mode}'"] = best["test_bits"]
         print(f"PixelCNN '{mode}': best test {best['test_bits']:.3f} bits per code at step {best['step']}")
-        grids[f"PixelCNN '{mode}'"] = sample_grids(prior, config, n_samples, h, w, rng,
+        grids[f"PixelCNN '{mode}'"] = sample_grids(prior, prior_params, n_samples, h, w, rng,
                                                    temperature=temperature,
                                                    codebook=codebook if mode == "codes" else None)
         training_curves(history["train"] + history["eval"], os.path.join(out, f"curves_{mode}.png"),

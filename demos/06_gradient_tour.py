@@ -37,8 +37,9 @@ from minivq.autoencoder import mse                               # noqa: E402
 from minivq.conv import conv2d, conv_transpose2d                 # noqa: E402
 from minivq.data import load_mnist_embedded                      # noqa: E402
 from minivq.layers import Conv2d, ConvTranspose2d, Dense, Relu, Residual   # noqa: E402
-from minivq.pixelcnn import causal_mask, init_pixelcnn, logits_from_embedded, make_config   # noqa: E402
+from minivq.pixelcnn import MaskedConv2d, causal_mask             # noqa: E402
 from minivq.plots import sample_comparison                       # noqa: E402
+from minivq.prior import build_prior, make_config                # noqa: E402
 from minivq.quantize import quantize                             # noqa: E402
 from minivq.testing import check_layer_grads                     # noqa: E402
 from minivq.tree import tree_leaves                              # noqa: E402
@@ -63,14 +64,14 @@ def tree_norm(tree):
     return float(onp.sqrt(sum(onp.sum(onp.asarray(leaf, onp.float64) ** 2) for leaf in tree_leaves(tree))))
 
 
-def reach_map(params, size, rng):
+def reach_map(prior, params, size, rng):
     """(size, size) bool map of the input cells whose gradient reaches the logits at the centre cell."""
     centre = size // 2
     channels = params["input"]["table"].shape[1]
     e = rng.standard_normal((1, size, size, channels))            # embedded input (1, H, W, C)
 
     def centre_logits(e_):
-        return np.sum(logits_from_embedded(params, e_)[0, centre, centre])
+        return np.sum(prior.logits_from_embedded(params, e_)[0, centre, centre])
 
     return onp.any(grad(centre_logits)(e)[0] != 0.0, axis=-1)     # (H, W)
 
@@ -109,7 +110,7 @@ def main(batch=16, seed=0, out="out/demo06", quick=False):
     layers = [("Conv2d(4, 3, stride=2, padding=1)", Conv2d(4, 3, stride=2, padding=1), (6, 6, 3)),
               ("ConvTranspose2d(2, 4, stride=2, padding=1)", ConvTranspose2d(2, 4, stride=2, padding=1),
                (3, 3, 4)),
-              ("Conv2d(4, 3, padding=1, mask=causal 'B')", Conv2d(4, 3, padding=1, mask=causal_mask(3, "B")),
+              ("MaskedConv2d(4, 3, causal 'B', padding=1)", MaskedConv2d(4, 3, causal_mask(3, "B"), padding=1),
                (5, 5, 4)),
               ("Residual(Relu, Conv2d(3, 3, padding=1))", Residual(Relu, Conv2d(3, 3, padding=1)), (4, 4, 3)),
               ("Dense(5)", Dense(5), (7,))]
@@ -166,8 +167,8 @@ def main(batch=16, seed=0, out="out/demo06", quick=False):
     print("5. PixelCNN causality through input gradients (11x11 grid, centre cell)")
     size, panels = 11, []
     for name, gated in (("plain PixelCNN", False), ("gated PixelCNN", True)):
-        prior = init_pixelcnn(rng, make_config(num_codes=16, gated=gated))
-        reached = reach_map(prior, size, rng)                     # (H, W)
+        prior = build_prior(make_config(num_codes=16, gated=gated))
+        reached = reach_map(prior, prior.init(rng), size, rng)                     # (H, W)
         order = onp.arange(size * size).reshape(size, size)       # raster position of every cell
         centre = order[size // 2, size // 2]
         future = int(onp.sum(reached[order >= centre]))

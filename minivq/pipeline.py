@@ -18,7 +18,7 @@ from .checkpoint import load_checkpoint
 from .codes import encode_dataset, save_code_grids
 from .data import IDX_SOURCES, load_dataset
 from .files import as_stored, atomic_write_json, read_json
-from .pixelcnn import bits_per_code, init_pixelcnn, make_config, prior_loss
+from .prior import build_prior, make_config
 from .plots import (code_grid_map, codebook_usage, history_records, image_grid, reconstructions,
                     sample_comparison, training_curves)
 from .quantize import perplexity, used_codes
@@ -184,20 +184,21 @@ def train_prior(run_dir, steps=1000, batch_size=32, lr=1e-3, eval_every=100, che
         check_same_vqvae(saved["vqvae_sha256"], sha, directory,
                           "start the prior over with --force")
 
+    prior = build_prior(config)
     conditional = config["num_classes"] is not None
     rng, dropout_rng = onp.random.default_rng(seed), onp.random.default_rng(seed + 1)
 
     def split_args(grids, ids=slice(None)):
-        """(indices, codes, labels) of some grids, as prior_loss takes them."""
+        """(indices, codes, labels) of some grids, as prior.loss takes them."""
         return (grids.indices[ids], grids.codes[ids] if codes_mode else None,
                 grids.labels[ids] if conditional else None)
 
     def loss_fn(params, ids):                         # the loop's "data" are ids into the train grids
-        loss = prior_loss(params, *split_args(train_grids, ids), dropout=dropout, rng=dropout_rng)
+        loss = prior.loss(params, *split_args(train_grids, ids), dropout=dropout, rng=dropout_rng)
         return loss, {"bits": loss / math.log(2.0)}
 
     def eval_fn(params):
-        return {"test_bits": bits_per_code(params, *split_args(test_grids))}
+        return {"test_bits": prior.bits_per_code(params, *split_args(test_grids))}
 
     checkpoint_every = checkpoint_every or eval_every
     os.makedirs(directory, exist_ok=True)
@@ -206,7 +207,7 @@ def train_prior(run_dir, steps=1000, batch_size=32, lr=1e-3, eval_every=100, che
         "batch_size": batch_size, "lr": lr, "dropout": dropout, "eval_every": eval_every,
         "checkpoint_every": checkpoint_every}))
     start = time.perf_counter()
-    train(loss_fn, init_pixelcnn(rng, config), onp.arange(len(train_grids.indices)), steps,
+    train(loss_fn, prior.init(rng), onp.arange(len(train_grids.indices)), steps,
           batch_size, lr, rng, eval_fn=eval_fn, eval_every=eval_every, best_metric="test_bits",
           out_dir=directory, checkpoint_every=checkpoint_every, resume=resume, config=config,
           progress=progress)
@@ -256,7 +257,8 @@ def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name
     check_same_vqvae(read_json(os.path.join(prior_dir, "config.json"), "run config")["vqvae_sha256"],
                       vqvae.sha256, prior_dir, f"run `minivq encode --run {run_dir}` and "
                                                f"`minivq train-prior --run {run_dir} --force` again")
-    config = ckpt["config"]
+    prior = build_prior(ckpt["config"])             # the architecture saved with the weights
+    config = prior.config
     labels = _sample_labels(config, labels, n)
     codebook = vqvae.params["quantizer"]["codebook"] if config["input_mode"] == "codes" else None
     h, w = code_grid_shape(vqvae.model.config)
@@ -266,7 +268,7 @@ def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name
         for start in range(0, n, SAMPLE_CHUNK):
             count = min(SAMPLE_CHUNK, n - start)
             part = None if labels is None else labels[start:start + count]
-            grids.append(sample_grids(ckpt["params"], config, count, h, w, rng, temperature,
+            grids.append(sample_grids(prior, ckpt["params"], count, h, w, rng, temperature,
                                       top_k, part, codebook))
             bar.update(count)
     grids = onp.concatenate(grids)                                   # (n, h, w) int64

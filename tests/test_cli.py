@@ -20,7 +20,7 @@ from minivq.checkpoint import load_checkpoint
 from minivq.cli import build_parser, main
 from minivq.codes import load_code_grids
 from minivq.data import load_mnist_embedded
-from minivq.pixelcnn import pixelcnn_logits
+from minivq.prior import build_prior
 from minivq.run_dir import RUN_FILES
 from minivq.vqvae import build_vqvae
 
@@ -125,8 +125,9 @@ def test_top_k_1_samples_are_the_argmax_of_the_prior(run, tmp_path):
     run = copy_run(run, tmp_path)
     ok("sample", "--run", run, "-n", 5, "--top-k", 1, "--name", "greedy", "--no-progress")
     grids = onp.load(run / "samples" / "greedy.npy")
-    params = load_checkpoint(run / "prior" / "best.npz")["params"]
-    onp.testing.assert_array_equal(grids, onp.argmax(pixelcnn_logits(params, grids), axis=-1))
+    ckpt = load_checkpoint(run / "prior" / "best.npz")
+    logits = build_prior(ckpt["config"]).logits(ckpt["params"], grids)
+    onp.testing.assert_array_equal(grids, onp.argmax(logits, axis=-1))
 
 
 def test_compare_draws_the_baseline_panels(run, tmp_path):
