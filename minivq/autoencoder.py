@@ -22,8 +22,8 @@ from collections import namedtuple
 
 import autograd.numpy as np
 import numpy as onp
-from autograd.tracer import getval
 
+from .checks import check_images, check_vectors
 from .layers import Conv2d, ConvTranspose2d, Relu, Residual, serial
 
 DEFAULT_CONFIG = {
@@ -117,36 +117,6 @@ def Decoder(config):
     return serial(*layers)
 
 
-def check_images(x, input_shape, name="x"):
-    """ValueError unless x is a finite float array (B, *input_shape); returns it unchanged.
-
-    Works on autograd boxes too (the check reads the plain value).
-    """
-    value = getval(x)
-    expected = "(B,) + " + str(tuple(input_shape))
-    if not hasattr(value, "dtype") or not onp.issubdtype(value.dtype, onp.floating):
-        raise ValueError(f"{name} must be a float array of shape {expected} with pixels in [0, 1], "
-                         f"got {getattr(value, 'dtype', type(value).__name__)} "
-                         f"(divide uint8 images by 255)")
-    if value.ndim != 4 or tuple(value.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"{name} must have shape {expected} (channels last), got {value.shape}")
-    if not onp.all(onp.isfinite(value)):
-        raise ValueError(f"{name} of shape {value.shape} contains NaN or inf")
-    return x
-
-
-def check_codes(z, shape, name="codes"):
-    """ValueError unless z is a finite float array (B, *shape), e.g. (B, h, w, d)."""
-    value = getval(z)
-    if (not hasattr(value, "dtype") or not onp.issubdtype(value.dtype, onp.floating)
-            or value.ndim != 4 or tuple(value.shape[1:]) != tuple(shape)):
-        raise ValueError(f"{name} must be a float array of shape (B,) + {tuple(shape)}, got "
-                         f"{getattr(value, 'dtype', type(value).__name__)} {onp.shape(value)}")
-    if not onp.all(onp.isfinite(value)):
-        raise ValueError(f"{name} of shape {value.shape} contains NaN or inf")
-    return z
-
-
 def batched_mse(reconstruct, x, batch_size=500):
     """Per-pixel MSE of reconstruct(x_batch) against x over all of x, in batches (no gradients)."""
     total = 0.0
@@ -203,15 +173,10 @@ def build_autoencoder(config=None):
         return encoder(params["encoder"], check_images(x, config["input_shape"]))
 
     def decode(params, z):
-        check_codes(z, latent_shape(config), name="z")
-        return decoder(params["decoder"], z)
+        return decoder(params["decoder"], check_vectors(z, ("B",) + latent_shape(config), name="z"))
 
     def evaluate(params, x, batch_size=500):
         return {"test_mse": batched_mse(lambda xb: decode(params, encode(params, xb)), x, batch_size)}
 
     return Autoencoder(config, init, loss_and_aux, loss, forward, encode, decode, evaluate)
 
-
-def init_autoencoder(rng, config=None):
-    """Parameters {'encoder': [...], 'decoder': [...]} of the plain autoencoder (float32)."""
-    return build_autoencoder(config).init(rng)

@@ -23,12 +23,11 @@ from collections import namedtuple
 
 import numpy as onp
 
-from .autoencoder import (DEFAULT_CONFIG, Decoder, Encoder, batched_mse, check_codes,
-                          check_images, latent_shape, make_config, mse)
+from .autoencoder import DEFAULT_CONFIG, Decoder, Encoder, batched_mse, latent_shape, make_config, mse
+from .checks import check_images, check_indices, check_vectors
+from .codebook import ema_init, ema_reset_codes, ema_update, init_codebook_from_data, restart_dead_codes
 from .layers import Dense, Flatten, Reshape, serial
-from .quantize import (VectorQuantizer, ema_init, ema_reset_codes, ema_update,
-                       init_codebook_from_data, nearest_codes, perplexity, quantize,
-                       restart_dead_codes, used_codes)
+from .quantize import VectorQuantizer, nearest_codes, perplexity, quantize, used_codes
 
 VQVAE_DEFAULTS = dict(
     DEFAULT_CONFIG,
@@ -133,20 +132,14 @@ def build_vqvae(config=None):
     def encode(params, x):
         codebook = params["quantizer"]["codebook"]
         z_e = encoder(params["encoder"], check_images(x, config["input_shape"]))
-        indices = nearest_codes(z_e, codebook)                       # (B, h, w) int64
+        indices = nearest_codes(codebook, z_e)                       # (B, h, w) int64
         return indices, codebook[indices]                            # (B, h, w, d)
 
     def decode(params, codes):
-        return decoder(params["decoder"], check_codes(codes, code_shape))
+        return decoder(params["decoder"], check_vectors(codes, ("B",) + code_shape, name="codes"))
 
     def decode_indices(params, indices):
-        indices = onp.asarray(indices)
-        if indices.dtype.kind not in "iu" or indices.ndim != 3 or indices.shape[1:] != grid:
-            raise ValueError(f"indices must be an int array of shape (B,) + {grid}, "
-                             f"got {indices.dtype} {indices.shape}")
-        if indices.size and (indices.min() < 0 or indices.max() >= num_codes):
-            raise ValueError(f"indices must lie in [0, {num_codes}), got range "
-                             f"[{indices.min()}, {indices.max()}]")
+        indices = check_indices(indices, num_codes, ("B",) + grid)
         return decode(params, params["quantizer"]["codebook"][indices])   # (B, h, w, d) gather
 
     def evaluate(params, x, batch_size=500):
@@ -192,11 +185,6 @@ def build_vqvae(config=None):
 
     return VQVAE(config, init, loss_and_aux, loss, forward, encode, decode, decode_indices,
                  evaluate, init_state, step_hook)
-
-
-def init_vqvae(rng, config=None):
-    """Parameters of `build_vqvae(config)`, float32: {'encoder', 'quantizer', 'decoder'}."""
-    return build_vqvae(config).init(rng)
 
 
 def init_codebook_from_batch(model, params, x, rng, method=None):

@@ -10,7 +10,7 @@ from autograd.test_util import check_grads
 from minivq.autoencoder import Encoder, build_autoencoder, make_config
 from minivq.stopgrad import straight_through
 from minivq.tree import tree_cast, tree_count, tree_leaves
-from minivq.vqvae import build_vqvae, init_codebook_from_batch, init_vqvae
+from minivq.vqvae import build_vqvae, init_codebook_from_batch
 
 # 8x8 images, two stride-2 convs -> a 2x2 grid of 3-dim codes, 5 codes.
 TINY = dict(input_shape=(8, 8, 1), hidden=4, res_hidden=2, num_res_blocks=1,
@@ -64,7 +64,7 @@ def test_reference_architecture_shapes_and_parameter_count():
 def test_flat_model_one_code_per_image_and_parameter_count():
     model = build_vqvae(dict(TINY, kind="flat"))
     params = model.init(onp.random.default_rng(0))
-    grid = init_vqvae(onp.random.default_rng(0), TINY)
+    grid = build_vqvae(TINY).init(onp.random.default_rng(0))
     # flat adds Dense(2*2*3 -> 3) to the encoder and Dense(3 -> 2*2*3) to the decoder
     assert tree_count(params) == tree_count(grid) + (12 * 3 + 3) + (3 * 12 + 12)
     x = onp.random.default_rng(1).random((4, 8, 8, 1)).astype(onp.float32)
