@@ -1,87 +1,92 @@
-"""2-D convolution and its transpose as autograd primitives, channels last.
+"""conv2d and conv_transpose2d as in minivq/conv.py (same signatures, math and results), made fast.
 
-Layout: activations NHWC `(B, H, W, C)`, weights HWIO `(kh, kw, C_in, C_out)`.
+Read minivq/conv.py first: the same three maps (forward cols(x) @ W, input grad, weight grad
+cols(x)^T @ g), computed here with the tricks below. minivq/backend.py selects this module
+by default. Layout: activations NHWC, weights HWIO (kh, kw, C_in, C_out).
 
-    conv2d:            y[n,i,j,f] = sum_{u,v,c} x_pad[n, s*i+u, s*j+v, c] * w[u,v,c,f]
-    conv_transpose2d:  the adjoint of conv2d in x, i.e. <conv2d(x, w), y> = <x, conv_transpose2d(y, w)>
+What each trick buys (B=128, float32, 2 BLAS threads; the figures come from bench/README.md,
+the ablation table of `python -m bench.ablations`, and the git log of minivq/conv.py, where
+this code lived until the plain/fast split):
 
-Both are computed by im2col: the windows of x are gathered as rows of a matrix
-(one contiguous run of kh*kw*C values per output pixel in NHWC), and a BLAS matmul does
-all the arithmetic. The three maps we need:
+- Batch chunks (SETTINGS['chunk_bytes'], 2 MiB): each chunk of gathered rows is still in
+  cache when its matmul reads it. Forward + both VJPs on the reference layers: 73 ms at
+  2 MiB, 101 ms unchunked; training steps 12-40% slower at 512 KiB, 8 or 32 MiB (ablations).
+- Scratch buffers (_scratch_array, SETTINGS['scratch_buffers']): padded inputs, im2col rows
+  and GEMM products in reused per-thread buffers, no fresh multi-megabyte arrays for glibc
+  to page-fault in: 16,600 -> 1,700 minor faults per VQ-VAE step; in a process that only
+  trains, 89.7-89.9 ms per step against 119.5-120.9 ms with fresh arrays.
+- Input grad by gather (_subpixel, Shi et al. 2016): each of the s*s output phases is a
+  stride-1 correlation of g with a t x t sub-kernel, t = ceil(k/s), all from one GEMM over
+  one gather of g. conv.py's col2im scatter stays where it copies fewer numbers (few
+  channels: scatter_is_cheaper, a measured crossover; no step timing is recorded for it).
+- Joint VJPs (conv2d_vjp, conv_transpose2d_vjp, SETTINGS['shared_dw']): asked for both
+  gradients, conv2d takes dx and dw from one gather of g (_conv_grads) and a transposed conv
+  shares one im2col of g: one gather of three saved, 4-9% per training step ("separate VJPs"
+  ablation rows: 1.06 VQ-VAE, 1.09 prior). conv2d shares only where its dw then needs no
+  extra multiplies (shared_dw_is_cheaper): the encoder's 4x4 stride-2 backward took 10.9 ms
+  with that rule against 14.2 ms always sharing; about 1% of the step.
+- One-channel im2col tap by tap (_im2col_chunks): a grey image's window row is too short a
+  copy; the first conv's forward 0.84 -> 0.53 ms, its dw 1.04 -> 0.69 ms, the last
+  transposed conv's backward 1.29 -> 0.93 ms.
+- A 1x1 stride-1 conv uses the pixels as its rows, and unpadded x at stride 1 is its own
+  space-to-depth grid: no copies (not timed on their own).
 
-    forward      y  = cols(x) @ W                (B*Ho*Wo, kh*kw*C) @ (kh*kw*C, F)
-    input grad   dx = subpixel(g, W)             cols(g) @ W_phases, t = ceil(k/s):
-                                                 (B*Q*Q', t*t*F) @ (t*t*F, s*s*C), then depth-to-space
-                   or col2im(g @ W^T)            scatter-add of rows back onto windows (few channels C)
-    weight grad  dW = cols(x)^T @ g              (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F)
-
-The gathers run one batch chunk at a time, so each chunk of rows is still in cache when
-its matmul reads it. conv_transpose2d's forward is conv2d's input grad, so the same three
-maps give both primitives and all four VJPs. When autograd asks for both gradients of a
-primitive at once they share one gather: conv2d's dw from the sub-pixel rows of g that dx
-uses (_conv_grads; where that costs no extra multiplies, as at stride 1), conv_transpose2d's
-dy and dw from one im2col of g. The bodies are raw NumPy (`onp`); autograd only sees the
-primitives.
+The bodies are raw NumPy (`onp`), so the VJPs are first-order only. Argument checks, output
+sizes and padding sides come from minivq/conv.py.
 """
+import contextlib
 import threading
 
 import numpy as onp
-from autograd.extend import defvjp, defvjp_argnums, primitive
+from autograd.extend import defvjp_argnums, primitive
+
+from .conv import check_conv_args, conv_output_size, conv_transpose_output_size, pad_sides
+
+__all__ = ["SETTINGS", "configured", "conv2d", "conv2d_vjp", "conv_transpose2d", "conv_transpose2d_vjp",
+           "conv_output_size", "conv_transpose_output_size", "phase_range", "scatter_is_cheaper",
+           "shared_dw_is_cheaper"]
 
 
-def conv_output_size(size, kernel, stride, padding):
-    """Output length of a strided conv along one axis: floor((n + 2p - k) / s) + 1."""
-    return (size + 2 * padding - kernel) // stride + 1
+# The knobs the ablations (bench/ablations.py) turn; change them with `configured(...)`.
+SETTINGS = {
+    # 2 MiB of im2col rows per batch chunk: small enough that a chunk is still in cache (2 MiB
+    # of L2 per core here, 32 MiB of L3) when the matmul reads it, large enough that the matmul
+    # splits well over 2 BLAS threads. Measured on the reference layers, 2 threads, B=128: forward
+    # + both VJPs summed 73 ms at 2 MiB, 74 at 4, 95 at 0.5, 101 unchunked.
+    "chunk_bytes": 2 ** 21,
+    # True: temporaries live in reused per-thread buffers (_scratch_array); False: fresh arrays.
+    "scratch_buffers": True,
+    # conv2d's dx and dw from one gather of g when both are asked for: "auto" where
+    # shared_dw_is_cheaper says so, "always" wherever dx takes the gather path, "never"
+    # (each gradient on its own, the 'separate VJPs' ablation).
+    "shared_dw": "auto",
+}
+_SHARED_DW_MODES = ("auto", "always", "never")
 
 
-def conv_transpose_output_size(size, kernel, stride, padding, output_padding=0):
-    """Output length of a transposed conv along one axis (PyTorch's formula)."""
-    return (size - 1) * stride - 2 * padding + kernel + output_padding
+@contextlib.contextmanager
+def configured(**changes):
+    """Run a block with some SETTINGS changed, then restore them (for ablations and tests).
 
-
-def _pads(padding):
-    """padding as (top, bottom, left, right): an int p pads all four sides by p;
-    ((top, bottom), (left, right)) pads each side on its own, as JAX's lax.conv does."""
-    if onp.ndim(padding) == 0:
-        return (padding,) * 4
-    (top, bottom), (left, right) = padding
-    return top, bottom, left, right
-
-
-def _check_args(name, x, w, stride, padding, x_label="x"):
-    """Validate shapes and dtypes shared by both primitives; returns (stride, (top, bottom, left, right))."""
-    for label, arr in ((x_label, x), ("w", w)):
-        if not hasattr(arr, "dtype") or not onp.issubdtype(arr.dtype, onp.floating):
-            raise ValueError(f"{name}: {label} must be a float32/float64 array, "
-                             f"got {getattr(arr, 'dtype', type(arr).__name__)}")
-    if x.ndim != 4:
-        raise ValueError(f"{name}: {x_label} must have shape (B, H, W, C) (channels last), "
-                         f"got {x.ndim}-D shape {x.shape}")
-    if w.ndim != 4:
-        raise ValueError(f"{name}: w must have shape (kh, kw, C_in, C_out), got shape {w.shape}")
-    if int(stride) != stride or stride < 1:
-        raise ValueError(f"{name}: stride must be an integer >= 1, got {stride!r}")
+    e.g. `with fast_conv.configured(chunk_bytes=2 ** 19, shared_dw="never"): step(batch)`.
+    The settings are module-wide, not per thread.
+    """
+    unknown = sorted(set(changes) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"configured: unknown setting(s) {unknown}; expected some of {sorted(SETTINGS)}")
+    if changes.get("shared_dw", "auto") not in _SHARED_DW_MODES:
+        raise ValueError(f"configured: shared_dw must be one of {_SHARED_DW_MODES}, got {changes['shared_dw']!r}")
+    saved = dict(SETTINGS)
+    SETTINGS.update(changes)
     try:
-        pads = _pads(padding)
-        valid = all(int(p) == p and p >= 0 for p in pads)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ValueError(f"{name}: padding must be an integer >= 0 or ((top, bottom), (left, right)) "
-                         f"of such integers, got {padding!r}")
-    return int(stride), tuple(int(p) for p in pads)
-
-
-# 2 MiB of im2col rows per batch chunk: small enough that a chunk is still in cache (2 MiB
-# of L2 per core here, 32 MiB of L3) when the matmul reads it, large enough that the matmul
-# splits well over 2 BLAS threads. Measured on the reference layers, 2 threads, B=128: forward
-# + both VJPs summed 73 ms at 2 MiB, 74 at 4, 95 at 0.5, 101 unchunked.
-_CHUNK_BYTES = 2 ** 21
+        yield
+    finally:
+        SETTINGS.update(saved)
 
 
 def _batch_chunks(batch, bytes_per_image):
-    """Slices of the batch axis, each about _CHUNK_BYTES of gathered rows."""
-    step = max(1, _CHUNK_BYTES // bytes_per_image)
+    """Slices of the batch axis, each about SETTINGS['chunk_bytes'] of gathered rows."""
+    step = max(1, SETTINGS["chunk_bytes"] // bytes_per_image)
     return [slice(start, start + step) for start in range(0, batch, step)]
 
 
@@ -127,6 +132,8 @@ def _scratch_array(slot, shape, dtype):
     use of the same slot in the same thread; each buffer keeps the largest size it was
     asked for (a few MiB for the reference models, more for large padded inputs).
     """
+    if not SETTINGS["scratch_buffers"]:
+        return onp.empty(shape, dtype)
     nbytes = int(onp.prod(shape)) * onp.dtype(dtype).itemsize
     buffer = getattr(_scratch, slot, None)
     if buffer is None or buffer.nbytes < nbytes:
@@ -233,7 +240,7 @@ def _phase_kernels(w, stride):
     return w.transpose(0, 2, 5, 1, 3, 4).reshape(t_h * t_w * c_out, stride * stride * c_in)
 
 
-def _phase_range(size, kernel, stride, padding):
+def phase_range(size, kernel, stride, padding):
     """Phase rows q_lo..q_hi whose s output rows s*q+r cover x_pad rows [p, p+size), and t."""
     return padding // stride, -(-(padding + size) // stride), -(-kernel // stride)
 
@@ -259,8 +266,8 @@ def _subpixel_grads(g, w, x_shape, stride, pads, x=None):
     batch, out_h, out_w, _ = g.shape
     _, height, width, _ = x_shape
     top, _, left, _ = pads                     # x sits at rows top.., columns left.. of x_pad
-    q_lo, q_hi, t_h = _phase_range(height, kh, stride, top)
-    r_lo, r_hi, t_w = _phase_range(width, kw, stride, left)
+    q_lo, q_hi, t_h = phase_range(height, kh, stride, top)
+    r_lo, r_hi, t_w = phase_range(width, kw, stride, left)
     grid = (batch, q_hi - q_lo, stride, r_hi - r_lo, stride, c_in)   # x_pad rows [s*q_lo, s*q_hi) in s x s blocks
     top, left = top - stride * q_lo, left - stride * r_lo            # where x sits in that grid
     # rows q - m for q in [q_lo, q_hi), m in [0, t): g rows [q_lo - t + 1, q_hi), zeros outside g
@@ -305,12 +312,12 @@ def _conv_input_grad(g, w, x_shape, stride, pads):
     gathers t*t*F (t = ceil(k/s)) per output pixel into a GEMM. The scatter wins only with
     few image channels (the first and last layers).
     """
-    if _scatter_is_cheaper(w.shape, stride):
+    if scatter_is_cheaper(w.shape, stride):
         return _col2im(g, w, x_shape, stride, pads)
     return _subpixel(g, w, x_shape, stride, pads)
 
 
-def _scatter_is_cheaper(w_shape, stride):
+def scatter_is_cheaper(w_shape, stride):
     """True when _col2im beats _subpixel: kh*kw*C scattered numbers per input pixel against
     t*t*F gathered per output pixel; a gathered number costs about half a scattered one
     (measured crossover, OpenBLAS/AVX-512)."""
@@ -333,7 +340,7 @@ def _conv_grads(x, w, g, stride, pads):
     return _subpixel_grads(g, w, x.shape, stride, pads, x=x)
 
 
-def _shared_dw_is_cheaper(x_shape, w_shape, stride, pads):
+def shared_dw_is_cheaper(x_shape, w_shape, stride, pads):
     """True when _conv_grads's dw, X^T @ G over the s x s blocks of x_pad, does no more
     multiplies than cols(x)^T @ g: (s*t)^2 taps per block against kh*kw per output pixel.
 
@@ -346,8 +353,8 @@ def _shared_dw_is_cheaper(x_shape, w_shape, stride, pads):
     kh, kw, _, _ = w_shape
     _, height, width, _ = x_shape
     top, bottom, left, right = pads
-    q_lo, q_hi, t_h = _phase_range(height, kh, stride, top)
-    r_lo, r_hi, t_w = _phase_range(width, kw, stride, left)
+    q_lo, q_hi, t_h = phase_range(height, kh, stride, top)
+    r_lo, r_hi, t_w = phase_range(width, kw, stride, left)
     out_h = (height + top + bottom - kh) // stride + 1
     out_w = (width + left + right - kw) // stride + 1
     shared = (q_hi - q_lo) * (r_hi - r_lo) * t_h * t_w * stride * stride
@@ -356,32 +363,18 @@ def _shared_dw_is_cheaper(x_shape, w_shape, stride, pads):
 
 @primitive
 def conv2d(x, w, stride=1, padding=0):
-    """2-D cross-correlation, channels last, zero padding.
-
-    x: (B, H, W, C), w: (kh, kw, C, F) -> y: (B, Ho, Wo, F),
-    Ho = (H + 2p - kh) // s + 1, and
-    y[n,i,j,f] = sum_{u,v,c} x_pad[n, s*i+u, s*j+v, c] w[u,v,c,f].
-    `padding` is an int p, or ((top, bottom), (left, right)) for one-sided padding (the
-    PixelCNN's causal convolutions pad only above and to the sides; then
-    Ho = (H + top + bottom - kh) // s + 1).
-    """
-    stride, pads = _check_args("conv2d", x, w, stride, padding)
-    kh, kw, c_in, _ = w.shape
-    if x.shape[3] != c_in:
-        raise ValueError(f"conv2d: x has {x.shape[3]} channels but w of shape {w.shape} "
-                         f"expects (kh, kw, C_in={x.shape[3]}, C_out)")
-    padded_h, padded_w = x.shape[1] + pads[0] + pads[1], x.shape[2] + pads[2] + pads[3]
-    if kh > padded_h or kw > padded_w:
-        raise ValueError(f"conv2d: kernel {kh}x{kw} is larger than the padded input {padded_h}x{padded_w}")
+    """minivq.conv.conv2d, fast: x (B, H, W, C), w (kh, kw, C, F) -> (B, Ho, Wo, F), padding an int
+    or ((top, bottom), (left, right)); chunked im2col into scratch buffers, one GEMM per chunk."""
+    stride, pads, _ = check_conv_args("conv2d", x, w, stride, padding)
     return _conv_forward(x, w, stride, pads)
 
 
 def conv2d_vjp_x(ans, x, w, stride=1, padding=0):
-    return lambda g: _conv_input_grad(g, w, x.shape, stride, _pads(padding))
+    return lambda g: _conv_input_grad(g, w, x.shape, stride, pad_sides(padding))
 
 
 def conv2d_vjp_w(ans, x, w, stride=1, padding=0):
-    return lambda g: _conv_weight_grad(x, g, w.shape, stride, _pads(padding))
+    return lambda g: _conv_weight_grad(x, g, w.shape, stride, pad_sides(padding))
 
 
 def conv2d_vjp(argnums, ans, args, kwargs):
@@ -394,8 +387,9 @@ def conv2d_vjp(argnums, ans, args, kwargs):
     x, w = args[:2]
     options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
     stride, padding = options.get("stride", 1), options.get("padding", 0)
-    both, pads = None, _pads(padding)
-    if not _scatter_is_cheaper(w.shape, stride) and _shared_dw_is_cheaper(x.shape, w.shape, stride, pads):
+    both, pads, mode = None, pad_sides(padding), SETTINGS["shared_dw"]
+    share = mode == "always" or (mode == "auto" and shared_dw_is_cheaper(x.shape, w.shape, stride, pads))
+    if share and not scatter_is_cheaper(w.shape, stride):
         both = lambda g: _conv_grads(x, w, g, stride, pads)   # noqa: E731
     return _argnums_vjp(argnums, both, (conv2d_vjp_x, conv2d_vjp_w), ans, (x, w, stride, padding))
 
@@ -414,43 +408,20 @@ defvjp_argnums(conv2d, conv2d_vjp)
 
 @primitive
 def conv_transpose2d(y, w, stride=1, padding=0, output_padding=0):
-    """Transposed convolution: the adjoint of conv2d with the same weight array.
-
-    y: (B, Ho, Wo, F), w: (kh, kw, C, F) -> x: (B, H, W, C) with
-    H = (Ho - 1) * s - 2p + kh + output_padding (PyTorch's formula; output_padding is
-    an int or an (h, w) pair), and
-    x[n,a,b,c] = sum_{i,j,u,v,f} [s*i+u-p == a][s*j+v-p == b] y[n,i,j,f] w[u,v,c,f].
-    `output_padding` (< stride) adds the rows a strided conv2d may have dropped, so
-    conv_transpose2d(conv2d(x, w, s, p), w, s, p, op) can return x's exact shape.
-    """
-    if onp.ndim(padding) != 0:
-        raise ValueError(f"conv_transpose2d: padding must be an integer >= 0, got {padding!r}")
-    stride, pads = _check_args("conv_transpose2d", y, w, stride, padding, x_label="y")
-    kh, kw, c_in, c_out = w.shape
-    if y.shape[3] != c_out:
-        raise ValueError(f"conv_transpose2d: y has {y.shape[3]} channels but w of shape {w.shape} "
-                         f"expects (kh, kw, C_in, C_out={y.shape[3]})")
-    op_h, op_w = (output_padding, output_padding) if onp.ndim(output_padding) == 0 else output_padding
-    for op in (op_h, op_w):
-        if int(op) != op or not 0 <= op < stride:
-            raise ValueError(f"conv_transpose2d: output_padding must be an integer (or a pair) "
-                             f"in [0, stride), got {output_padding!r} with stride {stride}")
-    height = conv_transpose_output_size(y.shape[1], kh, stride, padding, int(op_h))
-    width = conv_transpose_output_size(y.shape[2], kw, stride, padding, int(op_w))
-    if height < 1 or width < 1:
-        raise ValueError(f"conv_transpose2d: output would be {height}x{width}; "
-                         f"padding {padding} is too large for input {y.shape[1:3]} and kernel {kh}x{kw}")
-    return _conv_input_grad(y, w, (y.shape[0], height, width, c_in), stride, pads)
+    """minivq.conv.conv_transpose2d, fast: y (B, Ho, Wo, F), w (kh, kw, C, F) -> (B, H, W, C), PyTorch's
+    output size; computed as conv2d's input grad (_conv_input_grad: sub-pixel gather or col2im)."""
+    stride, pads, x_shape = check_conv_args("conv_transpose2d", y, w, stride, padding, output_padding)
+    return _conv_input_grad(y, w, x_shape, stride, pads)
 
 
 def conv_transpose2d_vjp_y(ans, y, w, stride=1, padding=0, output_padding=0):
     # The adjoint of the adjoint is conv2d itself.
-    return lambda g: _conv_forward(g, w, stride, _pads(padding))
+    return lambda g: _conv_forward(g, w, stride, pad_sides(padding))
 
 
 def conv_transpose2d_vjp_w(ans, y, w, stride=1, padding=0, output_padding=0):
     # <conv_transpose2d(y, w), g> = <y, conv2d(g, w)>, so dw is conv2d's weight grad at (g, y).
-    return lambda g: _conv_weight_grad(g, y, w.shape, stride, _pads(padding))
+    return lambda g: _conv_weight_grad(g, y, w.shape, stride, pad_sides(padding))
 
 
 def conv_transpose2d_vjp(argnums, ans, args, kwargs):
@@ -462,7 +433,7 @@ def conv_transpose2d_vjp(argnums, ans, args, kwargs):
     y, w = args[:2]
     options = dict(zip(("stride", "padding", "output_padding"), args[2:]), **kwargs)
     stride, padding = options.get("stride", 1), options.get("padding", 0)
-    both = lambda g: _conv_forward_and_weight_grad(g, w, y, stride, _pads(padding))   # noqa: E731
+    both = lambda g: _conv_forward_and_weight_grad(g, w, y, stride, pad_sides(padding))   # noqa: E731
     return _argnums_vjp(argnums, both, (conv_transpose2d_vjp_y, conv_transpose2d_vjp_w), ans,
                         (y, w, stride, padding))
 

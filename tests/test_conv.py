@@ -1,9 +1,13 @@
-"""conv2d / conv_transpose2d: hand-computed numbers, loop oracles, adjointness, gradients.
+"""conv2d / conv_transpose2d of both backends: hand-computed numbers, loop oracles, adjointness, gradients.
 
-Evidence, in order: (1) tiny cases with the numbers written out, (2) the im2col
-primitives against naive loops kept here, and conv_transpose2d as the exact adjoint of
-conv2d, (3) finite-difference gradient checks, plus the hand VJPs against autograd's own
-derivative of a slow autograd.numpy conv. torch, when installed, is a last cross-check.
+Every test that takes the `conv` fixture runs on minivq.conv (plain) and minivq.fast_conv
+(fast), through their public names only. Evidence, in order: (1) tiny cases with the
+numbers written out, (2) the primitives against naive loops kept here, and
+conv_transpose2d as the exact adjoint of conv2d, (3) finite-difference gradient checks,
+plus the hand VJPs against autograd's own derivative of a slow autograd.numpy conv,
+(4) plain against fast on random cases. torch, when installed, is a last cross-check.
+The tests of fast_conv's own machinery (its two input-grad algorithms, joint VJPs, batch
+chunks, scratch buffers) are in test_fast_conv.py.
 """
 import autograd.numpy as np
 import numpy as onp
@@ -11,8 +15,9 @@ import pytest
 from autograd import grad, make_vjp
 from autograd.test_util import check_grads
 
-from minivq import conv as conv_module
-from minivq.conv import conv2d, conv_output_size, conv_transpose2d, conv_transpose_output_size
+from minivq import conv as plain_conv
+from minivq import fast_conv
+from minivq.conv import conv_output_size, conv_transpose_output_size
 
 # (kernel, stride, padding, H, W): kernels 1..4, strides 1..3, paddings 0..2, odd and
 # non-square images; every case keeps the kernel within the padded input.
@@ -32,10 +37,24 @@ CASES = [
 ]
 # conv_transpose2d reads (H, W) as its input; keep the cases with a non-empty output.
 TRANSPOSE_CASES = [(k, s, p, h, w) for k, s, p, h, w in CASES if (min(h, w) - 1) * s + k > 2 * p]
-# (C_in, C_out): few image channels send the input gradient down the scatter path
-# (_col2im), many down the gather path (_subpixel); both must be exercised.
+# (C_in, C_out): in fast_conv few image channels send the input gradient down the scatter
+# path, many down the gather path; both must be exercised.
 CHANNELS = [(3, 2), (1, 8)]
 DTYPE_TOL = {onp.float32: 1e-5, onp.float64: 1e-12}
+# One-sided padding ((top, bottom), (left, right)): the PixelCNN's cropped causal kernels.
+ONE_SIDED_CASES = [
+    (3, 1, ((1, 0), (1, 1)), 5, 6),    # a 3x3 mask-B kernel cropped to its 2 causal rows, padded above
+    (2, 1, ((1, 0), (1, 1)), 4, 5),
+    (4, 2, ((2, 1), (0, 3)), 7, 6),
+    (3, 2, ((0, 2), (2, 0)), 5, 5),
+    (1, 1, ((0, 1), (2, 0)), 3, 4),
+]
+
+
+@pytest.fixture(params=[plain_conv, fast_conv], ids=["plain", "fast"])
+def conv(request):
+    """The conv module under test: minivq.conv (plain) or minivq.fast_conv (fast)."""
+    return request.param
 
 
 # ---------------------------------------------------------------- oracles (slow, obvious)
@@ -125,38 +144,38 @@ def random_case(rng, kernel, height, width, c_in=3, c_out=2, batch=2, dtype=onp.
 
 # ---------------------------------------------------------------- 1. hand-computed numbers
 
-def test_conv2d_hand_computed():
+def test_conv2d_hand_computed(conv):
     # x = [[1,2,3],[4,5,6],[7,8,9]] padded by 1, 2x2 kernel [[1,2],[3,4]], stride 2:
     # windows [[0,0],[0,1]], [[0,0],[2,3]], [[0,4],[0,7]], [[5,6],[8,9]].
     x = onp.arange(1.0, 10.0).reshape(1, 3, 3, 1)
     w = onp.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
-    y = conv2d(x, w, stride=2, padding=1)
+    y = conv.conv2d(x, w, stride=2, padding=1)
     onp.testing.assert_array_equal(y[0, :, :, 0], [[4.0, 18.0], [36.0, 77.0]])
     # stride 1, no padding, all-ones kernel: sums of 2x2 blocks.
-    y = conv2d(x, onp.ones((2, 2, 1, 1)))
+    y = conv.conv2d(x, onp.ones((2, 2, 1, 1)))
     onp.testing.assert_array_equal(y[0, :, :, 0], [[12.0, 16.0], [24.0, 28.0]])
 
 
-def test_conv_transpose2d_hand_computed():
+def test_conv_transpose2d_hand_computed(conv):
     y = onp.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 2, 1)
     # stride 2 = kernel: every input pixel stamps a scaled copy of the kernel, no overlap.
     w = onp.array([[1.0, 10.0], [100.0, 1000.0]]).reshape(2, 2, 1, 1)
-    onp.testing.assert_array_equal(conv_transpose2d(y, w, stride=2)[0, :, :, 0],
+    onp.testing.assert_array_equal(conv.conv_transpose2d(y, w, stride=2)[0, :, :, 0],
                                    [[1, 10, 2, 20], [100, 1000, 200, 2000],
                                     [3, 30, 4, 40], [300, 3000, 400, 4000]])
     # stride 1, all-ones 2x2 kernel: overlapping stamps add up.
-    onp.testing.assert_array_equal(conv_transpose2d(y, onp.ones((2, 2, 1, 1)))[0, :, :, 0],
+    onp.testing.assert_array_equal(conv.conv_transpose2d(y, onp.ones((2, 2, 1, 1)))[0, :, :, 0],
                                    [[1, 3, 2], [4, 10, 6], [3, 7, 4]])
 
 
 # ---------------------------------------------------------------- 2. against the loop oracles
 
-@pytest.mark.parametrize("c_in,c_out", CHANNELS)   # one input channel: im2col copies tap by tap
+@pytest.mark.parametrize("c_in,c_out", CHANNELS)   # one input channel: fast_conv's im2col copies tap by tap
 @pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
-@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
-def test_conv2d_matches_loop(rng, kernel, stride, padding, height, width, dtype, c_in, c_out):
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + ONE_SIDED_CASES)
+def test_conv2d_matches_loop(conv, rng, kernel, stride, padding, height, width, dtype, c_in, c_out):
     x, w = random_case(rng, kernel, height, width, c_in, c_out, dtype=dtype)
-    y = conv2d(x, w, stride=stride, padding=padding)
+    y = conv.conv2d(x, w, stride=stride, padding=padding)
     assert y.dtype == dtype
     onp.testing.assert_allclose(y, loop_conv2d(x, w, stride, padding), rtol=DTYPE_TOL[dtype], atol=DTYPE_TOL[dtype])
 
@@ -164,191 +183,35 @@ def test_conv2d_matches_loop(rng, kernel, stride, padding, height, width, dtype,
 @pytest.mark.parametrize("c_in,c_out", CHANNELS)
 @pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
 @pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
-def test_conv_transpose2d_matches_loop(rng, kernel, stride, padding, height, width, dtype, c_in, c_out):
+def test_conv_transpose2d_matches_loop(conv, rng, kernel, stride, padding, height, width, dtype, c_in, c_out):
     y, w = random_case(rng, kernel, height, width, c_in, c_out, dtype=dtype, transpose=True)
     for output_padding in sorted({(0, 0), (stride - 1, 0), (0, stride - 1)}):
-        x = conv_transpose2d(y, w, stride=stride, padding=padding, output_padding=output_padding)
+        x = conv.conv_transpose2d(y, w, stride=stride, padding=padding, output_padding=output_padding)
         assert x.dtype == dtype
         onp.testing.assert_allclose(x, loop_conv_transpose2d(y, w, stride, padding, output_padding),
                                     rtol=DTYPE_TOL[dtype], atol=DTYPE_TOL[dtype])
 
 
 @pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
-def test_conv_transpose2d_is_adjoint_of_conv2d(rng, kernel, stride, padding, height, width):
+def test_conv_transpose2d_is_adjoint_of_conv2d(conv, rng, kernel, stride, padding, height, width):
     # <conv2d(x, w), y> == <x, conv_transpose2d(y, w)> to rounding.
     x, w = random_case(rng, kernel, height, width)
     output_padding = op_pair(x.shape, kernel, stride, padding)
-    y = rng.standard_normal(conv2d(x, w, stride, padding).shape)
-    x_back = conv_transpose2d(y, w, stride, padding, output_padding)
+    y = rng.standard_normal(conv.conv2d(x, w, stride, padding).shape)
+    x_back = conv.conv_transpose2d(y, w, stride, padding, output_padding)
     assert x_back.shape == x.shape
-    lhs = onp.sum(conv2d(x, w, stride, padding) * y)
+    lhs = onp.sum(conv.conv2d(x, w, stride, padding) * y)
     rhs = onp.sum(x * x_back)
     assert abs(lhs - rhs) <= 1e-12 * (1.0 + abs(lhs))
 
 
-# ---------------------------------------------------------------- 3. gradients
-
-@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES[::2] + [CASES[7]])
-def test_conv2d_check_grads(rng, kernel, stride, padding, height, width):
-    x, w = random_case(rng, kernel, height, width)
-    check_grads(lambda x_: conv2d(x_, w, stride, padding), modes=["rev"], order=1)(x)
-    check_grads(lambda w_: conv2d(x, w_, stride, padding), modes=["rev"], order=1)(w)
-
-
-@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES[1::2])
-def test_conv_transpose2d_check_grads(rng, kernel, stride, padding, height, width):
-    y, w = random_case(rng, kernel, height, width, transpose=True)
-    op = (stride - 1, 0)
-    check_grads(lambda y_: conv_transpose2d(y_, w, stride, padding, op), modes=["rev"], order=1)(y)
-    check_grads(lambda w_: conv_transpose2d(y, w_, stride, padding, op), modes=["rev"], order=1)(w)
-
-
-@pytest.mark.parametrize("c_in,c_out", CHANNELS)
-@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
-def test_hand_vjps_match_autograd_reference(rng, kernel, stride, padding, height, width, c_in, c_out):
-    # The hand VJPs against autograd differentiating the slicing conv above.
-    x, w = random_case(rng, kernel, height, width, c_in, c_out)
-    g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
-    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
-    for argnum in (0, 1):
-        onp.testing.assert_allclose(grad(loss(conv2d), argnum)(x, w),
-                                    grad(loss(ref_conv2d), argnum)(x, w), rtol=1e-10, atol=1e-12)
-
-    op = op_pair(x.shape, kernel, stride, padding)
-    loss_t = lambda conv: (lambda y_, w_: np.sum(conv(y_, w_, stride, padding, op) * x))
-    for argnum in (0, 1):
-        onp.testing.assert_allclose(grad(loss_t(conv_transpose2d), argnum)(g, w),
-                                    grad(loss_t(ref_conv_transpose2d), argnum)(g, w), rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("algorithm", ["_col2im", "_subpixel"])
-@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES)
-def test_both_input_grad_algorithms_match_loop(rng, kernel, stride, padding, height, width, algorithm):
-    # _conv_input_grad picks one of two exact algorithms by cost; each must be right everywhere.
-    x, w = random_case(rng, kernel, height, width)
-    g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
-    op = op_pair(x.shape, kernel, stride, padding)
-    dx = getattr(conv_module, algorithm)(g, w, x.shape, stride, (padding,) * 4)
-    onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
-
-
-def assert_joint_vjp(monkeypatch, fn, reference, shared_name, a, w, g, *options, shared=True):
-    """fn's VJP asked for both arguments at once, in both orders, against autograd's
-    derivative of `reference`; and proof that it went through conv.<shared_name> (or,
-    with shared=False, that it did not)."""
-    loss = lambda conv: (lambda a_, w_: np.sum(conv(a_, w_, *options) * g))
-    expected = grad(loss(reference), (0, 1))(a, w)
-    joint_calls = []
-    shared_fn = getattr(conv_module, shared_name)
-    monkeypatch.setattr(conv_module, shared_name, lambda *args: joint_calls.append(1) or shared_fn(*args))
-    for argnums in ((0, 1), (1, 0)):
-        got = grad(loss(fn), argnums)(a, w)
-        for got_one, which in zip(got, argnums):
-            onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
-    assert len(joint_calls) == (2 if shared else 0)   # the shared path really ran (or not), both times
-    check_grads(lambda a_, w_: fn(a_, w_, *options), modes=["rev"], order=1)(a, w)
-
-
-@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + [
-    (3, 1, ((1, 0), (1, 1)), 5, 6), (4, 2, ((2, 1), (0, 3)), 7, 6), (3, 2, ((0, 2), (2, 0)), 5, 5)])
-def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width):
-    # Asked for x and w together, conv2d's VJP takes both from one gather of g
-    # (_conv_grads) when the gather path is the input grad's cheaper one (here: C_out <
-    # C_in) and the shared dw needs no more multiplies than the plain one. _conv_grads
-    # itself must be right in every case; the VJP, whichever way it goes, in both orders.
-    x, w = random_case(rng, kernel, height, width, c_in=4, c_out=3)
-    g = rng.standard_normal(conv2d(x, w, stride, padding).shape)
-    pads = (padding,) * 4 if onp.ndim(padding) == 0 else (*padding[0], *padding[1])
-    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
-    for got, expected in zip(conv_module._conv_grads(x, w, g, stride, pads), grad(loss(ref_conv2d), (0, 1))(x, w)):
-        onp.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
-    shared = conv_module._shared_dw_is_cheaper(x.shape, w.shape, stride, pads)
-    assert_joint_vjp(monkeypatch, conv2d, ref_conv2d, "_conv_grads", x, w, g, stride, padding, shared=shared)
-
-
-@pytest.mark.parametrize("kernel,stride,padding,size,shared", [
-    (3, 1, 1, 7, True),      # the decoder's 3x3 convs: the same multiplies, one gather fewer
-    (3, 1, 0, 7, False),     # unpadded: the blocks cover all 7x7 pixels of x for 5x5 outputs
-    (2, 2, 0, 8, True),      # non-overlapping 2x2 patches: the blocks are the windows
-    (4, 2, 1, 14, False),    # the encoder's 4x4 stride 2: blocks cover 16x16 of x_pad for 14x14 of x
-    (3, 2, 1, 7, False),
-])
-def test_shared_dw_only_when_no_extra_multiplies(kernel, stride, padding, size, shared):
-    # Counted by hand: (blocks per image) * (s*t)^2 against (output pixels) * k^2, t = ceil(k/s).
-    w_shape, x_shape = (kernel, kernel, 4, 3), (1, size, size, 4)
-    assert conv_module._shared_dw_is_cheaper(x_shape, w_shape, stride, (padding,) * 4) is shared
-
-
-@pytest.mark.parametrize("c_in,c_out", CHANNELS)
-@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
-def test_joint_transpose_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width, c_in, c_out):
-    # conv_transpose2d asked for y and w together shares one im2col of g between them
-    # (with one output channel, as the decoder's last layer, g's im2col goes tap by tap).
-    y, w = random_case(rng, kernel, height, width, c_in, c_out, transpose=True)
-    op = (stride - 1, 0)
-    g = rng.standard_normal(conv_transpose2d(y, w, stride, padding, op).shape)
-    assert_joint_vjp(monkeypatch, conv_transpose2d, ref_conv_transpose2d, "_conv_forward_and_weight_grad",
-                     y, w, g, stride, padding, op)
-
-
-# One-sided padding ((top, bottom), (left, right)): the PixelCNN's cropped causal kernels.
-ONE_SIDED_CASES = [
-    (3, 1, ((1, 0), (1, 1)), 5, 6),    # a 3x3 mask-B kernel cropped to its 2 causal rows, padded above
-    (2, 1, ((1, 0), (1, 1)), 4, 5),
-    (4, 2, ((2, 1), (0, 3)), 7, 6),
-    (3, 2, ((0, 2), (2, 0)), 5, 5),
-    (1, 1, ((0, 1), (2, 0)), 3, 4),
-]
-
-
-@pytest.mark.parametrize("c_in,c_out", CHANNELS)
-@pytest.mark.parametrize("kernel,stride,padding,height,width", ONE_SIDED_CASES)
-def test_one_sided_padding_matches_oracles(rng, kernel, stride, padding, height, width, c_in, c_out):
-    # Forward against the loop; the hand VJPs (both input-grad algorithms) against autograd
-    # differentiating the slicing reference; finite differences on top.
-    x, w = random_case(rng, kernel, height, width, c_in, c_out)
-    y = conv2d(x, w, stride, padding)
-    onp.testing.assert_allclose(y, loop_conv2d(x, w, stride, padding), rtol=1e-12, atol=1e-12)
-    g = rng.standard_normal(y.shape)
-    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
-    dx_ref, dw_ref = grad(loss(ref_conv2d), (0, 1))(x, w)
-    onp.testing.assert_allclose(grad(loss(conv2d), 1)(x, w), dw_ref, rtol=1e-10, atol=1e-12)
-    pads = (padding[0][0], padding[0][1], padding[1][0], padding[1][1])
-    for algorithm in ("_col2im", "_subpixel"):
-        dx = getattr(conv_module, algorithm)(g, w, x.shape, stride, pads)
-        onp.testing.assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-12)
-    check_grads(lambda x_, w_: conv2d(x_, w_, stride, padding), modes=["rev"], order=1)(x, w)
-
-
-def test_one_sided_padding_equals_explicit_pad(rng):
+def test_one_sided_padding_equals_explicit_pad(conv, rng):
     # padding=((t, b), (l, r)) is conv2d of the zero-padded input with padding 0.
     x, w = random_case(rng, 3, 5, 6)
     padding = ((2, 0), (1, 2))
-    onp.testing.assert_allclose(conv2d(x, w, 1, padding),
-                                conv2d(onp.pad(x, pad_width(padding)), w, 1, 0), rtol=1e-12, atol=1e-12)
-    onp.testing.assert_array_equal(conv2d(x, w, 2, ((1, 1), (1, 1))), conv2d(x, w, 2, 1))
-
-
-@pytest.mark.parametrize("chunk_bytes", [1, 6000])
-def test_batch_chunking_is_exact(rng, monkeypatch, chunk_bytes):
-    # The primitives gather and multiply one batch chunk at a time; shrink the chunks to one
-    # image (1 byte) or uneven groups of two (6000 bytes) and check all maps against the oracles.
-    monkeypatch.setattr(conv_module, "_CHUNK_BYTES", chunk_bytes)
-    x, w = random_case(rng, 3, 7, 6, batch=5)
-    y = rng.standard_normal(conv2d(x, w, 2, 1).shape)
-    onp.testing.assert_allclose(conv2d(x, w, 2, 1), loop_conv2d(x, w, 2, 1), rtol=1e-12, atol=1e-12)
-    onp.testing.assert_allclose(conv_transpose2d(y, w, 2, 1, (0, 1)), loop_conv_transpose2d(y, w, 2, 1, (0, 1)),
-                                rtol=1e-12, atol=1e-12)
-    loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, 2, 1) * y))
-    onp.testing.assert_allclose(grad(loss(conv2d), 1)(x, w), grad(loss(ref_conv2d), 1)(x, w), rtol=1e-10, atol=1e-12)
-    # 1x1, stride 1, no padding: the rows are views of x, chunked the same way
-    w1 = rng.standard_normal((1, 1, 3, 4))
-    g1 = rng.standard_normal((5, 7, 6, 4))
-    onp.testing.assert_allclose(conv2d(x, w1), loop_conv2d(x, w1, 1, 0), rtol=1e-12, atol=1e-12)
-    loss1 = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, 1, 0) * g1))
-    for argnum in (0, 1):
-        onp.testing.assert_allclose(grad(loss1(conv2d), argnum)(x, w1), grad(loss1(ref_conv2d), argnum)(x, w1),
-                                    rtol=1e-10, atol=1e-12)
+    onp.testing.assert_allclose(conv.conv2d(x, w, 1, padding),
+                                conv.conv2d(onp.pad(x, pad_width(padding)), w, 1, 0), rtol=1e-12, atol=1e-12)
+    onp.testing.assert_array_equal(conv.conv2d(x, w, 2, ((1, 1), (1, 1))), conv.conv2d(x, w, 2, 1))
 
 
 def test_reference_transpose_matches_loop(rng):
@@ -358,40 +221,114 @@ def test_reference_transpose_matches_loop(rng):
                                 loop_conv_transpose2d(y, w, 2, 1, (1, 0)), rtol=1e-12, atol=1e-14)
 
 
-def test_float32_is_preserved_through_gradients(rng):
+# ---------------------------------------------------------------- 3. gradients
+
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES[::2] + [CASES[7]] + ONE_SIDED_CASES)
+def test_conv2d_check_grads(conv, rng, kernel, stride, padding, height, width):
+    x, w = random_case(rng, kernel, height, width)
+    check_grads(lambda x_: conv.conv2d(x_, w, stride, padding), modes=["rev"], order=1)(x)
+    check_grads(lambda w_: conv.conv2d(x, w_, stride, padding), modes=["rev"], order=1)(w)
+    check_grads(lambda x_, w_: conv.conv2d(x_, w_, stride, padding), modes=["rev"], order=1)(x, w)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES[1::2])
+def test_conv_transpose2d_check_grads(conv, rng, kernel, stride, padding, height, width):
+    y, w = random_case(rng, kernel, height, width, transpose=True)
+    op = (stride - 1, 0)
+    check_grads(lambda y_: conv.conv_transpose2d(y_, w, stride, padding, op), modes=["rev"], order=1)(y)
+    check_grads(lambda w_: conv.conv_transpose2d(y, w_, stride, padding, op), modes=["rev"], order=1)(w)
+    check_grads(lambda y_, w_: conv.conv_transpose2d(y_, w_, stride, padding, op), modes=["rev"], order=1)(y, w)
+
+
+@pytest.mark.parametrize("c_in,c_out", CHANNELS)
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + ONE_SIDED_CASES)
+def test_hand_vjps_match_autograd_reference(conv, rng, kernel, stride, padding, height, width, c_in, c_out):
+    # The hand VJPs, one argument at a time and both at once in either order (fast_conv's
+    # joint VJPs), against autograd differentiating the slicing conv above.
+    x, w = random_case(rng, kernel, height, width, c_in, c_out)
+    g = rng.standard_normal(conv.conv2d(x, w, stride, padding).shape)
+    loss = lambda fn: (lambda x_, w_: np.sum(fn(x_, w_, stride, padding) * g))
+    expected = grad(loss(ref_conv2d), (0, 1))(x, w)
+    for argnums in (0, 1, (0, 1), (1, 0)):
+        got = grad(loss(conv.conv2d), argnums)(x, w)
+        for got_one, which in zip(got, argnums) if isinstance(argnums, tuple) else [(got, argnums)]:
+            onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
+    if onp.ndim(padding) != 0:
+        return                                   # conv_transpose2d takes int padding only
+    op = op_pair(x.shape, kernel, stride, padding)
+    loss_t = lambda fn: (lambda y_, w_: np.sum(fn(y_, w_, stride, padding, op) * x))
+    expected = grad(loss_t(ref_conv_transpose2d), (0, 1))(g, w)
+    for argnums in (0, 1, (0, 1), (1, 0)):
+        got = grad(loss_t(conv.conv_transpose2d), argnums)(g, w)
+        for got_one, which in zip(got, argnums) if isinstance(argnums, tuple) else [(got, argnums)]:
+            onp.testing.assert_allclose(got_one, expected[which], rtol=1e-10, atol=1e-12)
+
+
+def test_float32_is_preserved_through_gradients(conv, rng):
     x, w = random_case(rng, 3, 6, 5, dtype=onp.float32)
-    for fn, arg in ((conv2d, x), (conv_transpose2d, conv2d(x, w, 2, 1))):
+    for fn, arg in ((conv.conv2d, x), (conv.conv_transpose2d, conv.conv2d(x, w, 2, 1))):
         vjp, out = make_vjp(lambda a, b: fn(a, b, 2, 1), argnum=0)(arg, w)
         assert out.dtype == onp.float32
         assert vjp(onp.ones_like(out)).dtype == onp.float32
         assert grad(lambda b: np.sum(fn(arg, b, 2, 1)))(w).dtype == onp.float32
 
 
+# ---------------------------------------------------------------- 4. plain against fast
+
+@pytest.mark.parametrize("dtype", [onp.float32, onp.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_plain_and_fast_agree_on_random_cases(dtype, seed):
+    # Random shapes, kernels, strides and paddings (one-sided included): values and all four
+    # VJPs of the two modules agree to rounding.
+    rng = onp.random.default_rng(100 + seed)
+    kernel, stride = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    c_in, c_out, batch = (int(n) for n in rng.integers(1, 9, 3))
+    pads = rng.integers(0, 3, 4)
+    padding = int(pads[0]) if seed % 2 else ((int(pads[0]), int(pads[1])), (int(pads[2]), int(pads[3])))
+    height, width = (int(n) for n in rng.integers(kernel, 10, 2))
+    x, w = random_case(rng, kernel, height, width, c_in, c_out, batch, dtype)
+    tol = DTYPE_TOL[dtype] * 10
+    results = []
+    for module in (plain_conv, fast_conv):       # each VJP's upstream gradient: its own output
+        y = module.conv2d(x, w, stride, padding)
+        results.append([y] + [make_vjp(module.conv2d, argnum)(x, w, stride, padding)[0](y) for argnum in (0, 1)])
+    if onp.ndim(padding) == 0:
+        y = results[0][0]
+        for module, result in zip((plain_conv, fast_conv), results):
+            x_back = module.conv_transpose2d(y, w, stride, padding)
+            result += [x_back] + [make_vjp(module.conv_transpose2d, argnum)(y, w, stride, padding)[0](x_back)
+                                  for argnum in (0, 1)]
+    for plain, fast in zip(*results):
+        assert plain.dtype == fast.dtype == dtype
+        scale = max(1.0, onp.abs(plain).max())
+        onp.testing.assert_allclose(fast, plain, rtol=tol, atol=tol * scale)
+
+
 # ---------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("call,match", [
-    (lambda x, w: conv2d(x[..., :2], w), r"x has 2 channels .*C_in=2"),
-    (lambda x, w: conv2d(x[:, :2, :2], w), r"kernel 3x3 is larger than the padded input 2x2"),
-    (lambda x, w: conv2d(x[0], w), r"\(B, H, W, C\).*3-D"),
-    (lambda x, w: conv2d(x, w, stride=0), r"stride must be an integer >= 1, got 0"),
-    (lambda x, w: conv2d(x.astype(onp.int64), w), r"float32/float64 .*int64"),
-    (lambda x, w: conv2d(x, w[0]), r"\(kh, kw, C_in, C_out\)"),
-    (lambda x, w: conv2d(x, w, padding=-1), r"padding must be an integer >= 0"),
-    (lambda x, w: conv2d(x, w, padding=((1, -1), (0, 0))), r"padding must be .*\(\(top, bottom\), \(left, right\)\)"),
-    (lambda x, w: conv2d(x, w, padding=((1,), (0, 0))), r"padding must be"),
-    (lambda x, w: conv2d(x, w, padding="same"), r"padding must be"),
-    (lambda x, w: conv2d(x[:, :1], w, padding=((1, 0), (1, 1))), r"kernel 3x3 is larger than the padded input 2x7"),
-    (lambda x, w: conv_transpose2d(x[..., :2], w, padding=((1, 0), (1, 1))), r"padding must be an integer"),
-    (lambda x, w: conv_transpose2d(x, w), r"y has 3 channels .*C_out=3"),
-    (lambda x, w: conv_transpose2d(x[..., :2], w, stride=2, output_padding=2), r"output_padding .*\[0, stride\)"),
-    (lambda x, w: conv_transpose2d(x[..., :2], w, stride=1, output_padding=(0, 1)), r"output_padding"),
-    (lambda x, w: conv_transpose2d(x[:, :1, :1, :2], w, padding=2), r"output would be"),
-    (lambda x, w: conv_transpose2d(x[0, ..., :2], w), r"\(B, H, W, C\)"),
+    (lambda c, x, w: c.conv2d(x[..., :2], w), r"x has 2 channels .*C_in=2"),
+    (lambda c, x, w: c.conv2d(x[:, :2, :2], w), r"kernel 3x3 is larger than the padded input 2x2"),
+    (lambda c, x, w: c.conv2d(x[0], w), r"\(B, H, W, C\).*3-D"),
+    (lambda c, x, w: c.conv2d(x, w, stride=0), r"stride must be an integer >= 1, got 0"),
+    (lambda c, x, w: c.conv2d(x.astype(onp.int64), w), r"float32/float64 .*int64"),
+    (lambda c, x, w: c.conv2d(x, w[0]), r"\(kh, kw, C_in, C_out\)"),
+    (lambda c, x, w: c.conv2d(x, w, padding=-1), r"padding must be an integer >= 0"),
+    (lambda c, x, w: c.conv2d(x, w, padding=((1, -1), (0, 0))), r"padding must be .*\(\(top, bottom\), \(left, right\)\)"),
+    (lambda c, x, w: c.conv2d(x, w, padding=((1,), (0, 0))), r"padding must be"),
+    (lambda c, x, w: c.conv2d(x, w, padding="same"), r"padding must be"),
+    (lambda c, x, w: c.conv2d(x[:, :1], w, padding=((1, 0), (1, 1))), r"kernel 3x3 is larger than the padded input 2x7"),
+    (lambda c, x, w: c.conv_transpose2d(x[..., :2], w, padding=((1, 0), (1, 1))), r"padding must be an integer"),
+    (lambda c, x, w: c.conv_transpose2d(x, w), r"y has 3 channels .*C_out=3"),
+    (lambda c, x, w: c.conv_transpose2d(x[..., :2], w, stride=2, output_padding=2), r"output_padding .*\[0, stride\)"),
+    (lambda c, x, w: c.conv_transpose2d(x[..., :2], w, stride=1, output_padding=(0, 1)), r"output_padding"),
+    (lambda c, x, w: c.conv_transpose2d(x[:, :1, :1, :2], w, padding=2), r"output would be"),
+    (lambda c, x, w: c.conv_transpose2d(x[0, ..., :2], w), r"\(B, H, W, C\)"),
 ])
-def test_bad_input_raises(rng, call, match):
+def test_bad_input_raises(conv, rng, call, match):
     x, w = random_case(rng, 3, 5, 5)   # x (2, 5, 5, 3), w (3, 3, 3, 2)
     with pytest.raises(ValueError, match=match):
-        call(x, w)
+        call(conv, x, w)
 
 
 # ---------------------------------------------------------------- output sizes
@@ -412,9 +349,10 @@ def test_output_size_formulas_match_pytorch_examples():
 # ---------------------------------------------------------------- torch cross-check (optional)
 
 @pytest.mark.parametrize("kernel,stride,padding,height,width", CASES[::3])
-def test_against_torch(rng, kernel, stride, padding, height, width):
+def test_against_torch(conv, rng, kernel, stride, padding, height, width):
     torch = pytest.importorskip("torch")
     fn = torch.nn.functional
+    conv2d, conv_transpose2d = conv.conv2d, conv.conv_transpose2d
     nchw = lambda a: torch.tensor(a.transpose(0, 3, 1, 2), requires_grad=True)   # NHWC -> NCHW
     nhwc = lambda t: t.detach().numpy().transpose(0, 2, 3, 1)                    # NCHW -> NHWC
     x, w = random_case(rng, kernel, height, width)
@@ -438,41 +376,3 @@ def test_against_torch(rng, kernel, stride, padding, height, width):
     onp.testing.assert_allclose(vjp_g(x), nhwc(dg_t), rtol=1e-10, atol=1e-12)
     onp.testing.assert_allclose(make_vjp(conv_transpose2d, 1)(g, w, stride, padding, op)[0](x),
                                 dw_tt.numpy().transpose(2, 3, 1, 0), rtol=1e-10, atol=1e-12)
-
-
-# ---------------------------------------------------------------- scratch buffers
-
-def test_results_do_not_alias_the_scratch_buffers(rng):
-    # Temporaries live in reused per-thread buffers; outputs and gradients must not: compute
-    # everything for case A, then for case B, and check A's arrays are still A's answers.
-    x, w = random_case(rng, 3, 7, 6)
-    g = rng.standard_normal(conv2d(x, w, 2, 1).shape)
-    results = [conv2d(x, w, 2, 1), conv_transpose2d(g, w, 2, 1, (0, 1)),
-               make_vjp(conv2d, 1)(x, w, 2, 1)[0](g), make_vjp(conv2d, 0)(x, w, 2, 1)[0](g)]
-    copies = [r.copy() for r in results]
-    x2, w2 = random_case(rng, 3, 7, 6)
-    g2 = rng.standard_normal(g.shape)
-    conv2d(x2, w2, 2, 1), conv_transpose2d(g2, w2, 2, 1, (0, 1)), make_vjp(conv2d, 1)(x2, w2, 2, 1)[0](g2)
-    for result, copy in zip(results, copies):
-        onp.testing.assert_array_equal(result, copy)
-    onp.testing.assert_allclose(results[0], loop_conv2d(x, w, 2, 1), rtol=1e-12, atol=1e-12)
-
-
-def test_threads_get_their_own_scratch(rng):
-    # Two threads convolving different inputs at once must each get their own answer.
-    import threading
-    cases = [random_case(rng, 3, 9, 9, c_in=8, c_out=8, batch=16) for _ in range(4)]
-    expected = [loop_conv2d(x, w, 1, 1) for x, w in cases]
-    errors = []
-
-    def worker(i):
-        for _ in range(20):
-            x, w = cases[i]
-            if not onp.allclose(conv2d(x, w, 1, 1), expected[i], rtol=1e-12, atol=1e-12):
-                errors.append(i)
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(cases))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
