@@ -26,7 +26,7 @@ residual from the input would leak the current cell.
 import autograd.numpy as np
 import numpy as onp
 
-from .conv import conv2d
+from . import backend
 from .layers import Conv2d
 
 
@@ -58,7 +58,7 @@ def StackConv(out_channels, kernel_shape, pad):
         return (height + top + bottom - kh + 1, width + left + right - kw + 1, out_channels), params
 
     def apply(params, x):
-        return conv2d(x, params["w"], padding=((top, bottom), (left, right))) + params["b"]
+        return backend.conv2d(x, params["w"], padding=((top, bottom), (left, right))) + params["b"]
 
     return init, apply
 

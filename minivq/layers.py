@@ -18,7 +18,8 @@ import numpy as onp
 from autograd.extend import defvjp, primitive
 
 from .checks import check_indices
-from .conv import conv2d, conv_output_size, conv_transpose2d, conv_transpose_output_size
+from . import backend
+from .conv import conv_output_size, conv_transpose_output_size
 
 
 def _uniform(rng, shape, fan_in, dtype=onp.float32):
@@ -40,7 +41,7 @@ def Conv2d(out_channels, kernel_size, stride=1, padding=0):
         return out_shape, params
 
     def apply(params, x):
-        return conv2d(x, params["w"], stride, padding) + params["b"]
+        return backend.conv2d(x, params["w"], stride, padding) + params["b"]
 
     return init, apply
 
@@ -64,7 +65,7 @@ def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_paddi
         return out_shape, params
 
     def apply(params, x):
-        return conv_transpose2d(x, params["w"], stride, padding, output_padding) + params["b"]
+        return backend.conv_transpose2d(x, params["w"], stride, padding, output_padding) + params["b"]
 
     return init, apply
 
