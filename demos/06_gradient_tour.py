@@ -34,7 +34,7 @@ from autograd.test_util import check_grads
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # run from a checkout
 
 from minivq.autoencoder import mse                               # noqa: E402
-from minivq.conv import conv2d, conv_transpose2d                 # noqa: E402
+from minivq import conv2d, conv_transpose2d                      # noqa: E402
 from minivq.data import load_mnist_embedded                      # noqa: E402
 from minivq.layers import Conv2d, ConvTranspose2d, Dense, Relu, Residual   # noqa: E402
 from minivq.pixelcnn import MaskedConv2d, causal_mask             # noqa: E402
