@@ -26,17 +26,22 @@ def shape_matches(shape, pattern):
 
 
 def check_indices(indices, num_codes, shape=None, name="indices", nonempty=False):
-    """indices as an integer array in [0, num_codes) fitting `shape` (a pattern), or ValueError."""
+    """indices as an integer array in [0, num_codes) fitting `shape` (a pattern), or ValueError.
+
+    num_codes=None checks only that they are non-negative (K not known here).
+    """
     value = onp.asarray(getval(indices))
-    expected = f"integers in [0, {num_codes})" + ("" if shape is None else f" of shape {shape_text(shape)}")
+    bound = "non-negative integers" if num_codes is None else f"integers in [0, {num_codes})"
+    expected = bound + ("" if shape is None else f" of shape {shape_text(shape)}")
     if value.dtype.kind not in "iu":
         raise ValueError(f"{name} must be {expected}, got dtype {value.dtype}")
     if shape is not None and not shape_matches(value.shape, shape):
         raise ValueError(f"{name} must be {expected}, got shape {value.shape}")
     if nonempty and value.size == 0:
         raise ValueError(f"{name} must hold at least one index, got shape {value.shape}")
-    if value.size and (value.min() < 0 or value.max() >= num_codes):
-        raise ValueError(f"{name} must lie in [0, {num_codes}), got range [{value.min()}, {value.max()}]")
+    if value.size and (value.min() < 0 or (num_codes is not None and value.max() >= num_codes)):
+        where = "be non-negative" if num_codes is None else f"lie in [0, {num_codes})"
+        raise ValueError(f"{name} must {where}, got range [{value.min()}, {value.max()}]")
     return value
 
 

@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as onp
 
+from .checks import check_indices, check_vectors
 from .files import atomic_save_npz
 
 CodeGrids = collections.namedtuple("CodeGrids", ["indices", "codes", "labels"])
@@ -22,16 +23,14 @@ CodeGrids = collections.namedtuple("CodeGrids", ["indices", "codes", "labels"])
 
 def check_code_grids(grids, source="code grids"):
     """Validated CodeGrids with canonical dtypes; ValueError naming `source` otherwise."""
-    indices, codes, labels = (onp.asarray(a) if a is not None else None for a in grids)
-    if indices is None or indices.ndim != 3 or indices.dtype.kind not in "iu" or indices.min(initial=0) < 0:
-        raise ValueError(f"{source}: indices must be non-negative integers (N, h, w), "
-                         f"got {getattr(indices, 'dtype', None)} {getattr(indices, 'shape', None)}")
-    if codes is None or codes.ndim != 4 or codes.shape[:3] != indices.shape or codes.dtype.kind != "f":
-        raise ValueError(f"{source}: codes must be float (N, h, w, d) matching indices {indices.shape}, "
-                         f"got {getattr(codes, 'dtype', None)} {getattr(codes, 'shape', None)}")
-    if labels is not None and (labels.shape != indices.shape[:1] or labels.dtype.kind not in "iu"):
-        raise ValueError(f"{source}: labels must be integers of shape ({len(indices)},), "
-                         f"got {labels.dtype} {labels.shape}")
+    indices, codes, labels = grids
+    try:
+        indices = check_indices(indices, None, ("N", "h", "w"))
+        codes = check_vectors(None if codes is None else onp.asarray(codes), indices.shape + ("d",), "codes")
+        if labels is not None:
+            labels = check_indices(labels, None, (len(indices),), name="labels")
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
     return CodeGrids(indices.astype(onp.int64), codes.astype(onp.float32),
                      None if labels is None else labels.astype(onp.int64))
 

@@ -18,7 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
-from minivq.quantize import code_histogram, perplexity, used_codes
+from .checks import check_images, check_indices
+from .quantize import code_histogram, perplexity, used_codes
 
 # Decoder outputs may overshoot [0, 1] a little and are clipped for display; anything
 # further out (0-255 pixels, [-1, 1] normalisation) is a caller's mistake.
@@ -29,42 +30,24 @@ INCH_PER_PIXEL = 0.025
 MAX_LABELLED_CELLS = 100
 
 
-# ---------------------------------------------------------------- input checks
+# ---------------------------------------------------------------- input checks (checks.py, for display)
 
 def _check_images(images, name="images"):
-    """(N, H, W, C) float64 copy of images clipped to [0, 1], or ValueError."""
+    """(N, H, W, C) float64 copy of images clipped to [0, 1] for display, or ValueError."""
     value = onp.asarray(images)
-    if value.ndim != 4 or value.shape[-1] not in (1, 3):
-        raise ValueError(f"{name} must have shape (N, H, W, C) with C = 1 or 3, got "
-                         f"{value.shape} (add a channel axis with x[..., None])")
-    if value.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be a numeric array, got dtype {value.dtype}")
-    if value.size == 0:
-        raise ValueError(f"{name} must hold at least one pixel, got shape {value.shape}")
-    value = value.astype(onp.float64)
-    if not onp.all(onp.isfinite(value)):
-        raise ValueError(f"{name} contains NaN or inf")
-    low, high = value.min(), value.max()
-    if low < -RANGE_SLACK or high > 1.0 + RANGE_SLACK:
-        raise ValueError(f"{name} must hold values in [0, 1], got range [{low:g}, {high:g}]")
-    return onp.clip(value, 0.0, 1.0)
+    if value.dtype.kind in "biu":
+        value = value.astype(onp.float64)
+    check_images(value, name=name, value_range=(-RANGE_SLACK, 1.0 + RANGE_SLACK))
+    if value.shape[-1] not in (1, 3) or value.size == 0:
+        raise ValueError(f"{name} must hold at least one pixel and C = 1 or 3 channels, got shape {value.shape}")
+    return onp.clip(value.astype(onp.float64), 0.0, 1.0)
 
 
-def _check_codes(indices, num_codes, ndim=None, name="indices"):
-    """Integer array (of `ndim` dims unless None) with values in [0, num_codes), or ValueError."""
+def _check_indices(indices, num_codes, shape=None):
+    """indices as integers in [0, num_codes) (at least one) fitting `shape`, or ValueError."""
     if not isinstance(num_codes, (int, onp.integer)) or num_codes < 1:
-        raise ValueError(f"K must be a positive int, got {num_codes!r}")
-    value = onp.asarray(indices)
-    if ndim is not None and value.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dims, got shape {value.shape}")
-    if value.dtype.kind not in "iu":
-        raise ValueError(f"{name} must be integers, got dtype {value.dtype}")
-    if value.size == 0:
-        raise ValueError(f"{name} must hold at least one index, got shape {value.shape}")
-    if value.min() < 0 or value.max() >= num_codes:
-        raise ValueError(f"{name} must lie in [0, {num_codes}), got range "
-                         f"[{value.min()}, {value.max()}]")
-    return value
+        raise ValueError(f"num_codes must be a positive int, got {num_codes!r}")
+    return check_indices(indices, num_codes, shape, nonempty=True)
 
 
 # ---------------------------------------------------------------- drawing helpers
@@ -222,13 +205,14 @@ def training_curves(history, path, keys=("loss", "recon_mse", "perplexity")):
     return _save(fig, path)
 
 
-def codebook_usage(indices, K, path):
-    """Write a bar chart of how often each of the K codes occurs in indices (any shape).
+def codebook_usage(indices, num_codes, path):
+    """Write a bar chart of how often each of the num_codes = K codes occurs in indices (any shape).
 
     The title gives perplexity = exp(H(p)) of the usage frequencies p (K when all codes
     are used equally, 1 when one code takes everything) and the number of used codes.
     """
-    indices = _check_codes(indices, K)
+    K = num_codes
+    indices = _check_indices(indices, K)
     counts = code_histogram(indices, K)                    # (K,)
     fig = Figure(figsize=(min(16.0, max(4.0, 0.1 * K)), 3.0))
     ax = fig.add_subplot(1, 1, 1)
@@ -242,16 +226,17 @@ def codebook_usage(indices, K, path):
     return _save(fig, path)
 
 
-def code_grid_map(image, indices, K, path):
+def code_grid_map(image, indices, num_codes, path):
     """Write one image (H, W, C) next to its (h, w) code grid drawn as a colour map.
 
-    Each code k gets its own colour of a K-colour map; the index is written in each
+    Each code k gets its own colour of a num_codes-colour map; the index is written in each
     cell when h * w <= 100.
     """
     if onp.ndim(image) != 3:
         raise ValueError(f"image must have shape (H, W, C), got {onp.shape(image)}")
     image = _check_images(onp.asarray(image)[None], "image")[0]   # (1, H, W, C) -> (H, W, C)
-    indices = _check_codes(indices, K, 2)
+    K = num_codes
+    indices = _check_indices(indices, K, ("h", "w"))
     cmap = _code_colormap(K)
     fig = Figure(figsize=(7.0, 3.5))
     left, right = fig.subplots(1, 2)

@@ -178,7 +178,7 @@ def test_bad_arguments_raise(tmp_path, rng):
         codebook_usage(onp.array([0.0, 1.0]), 4, tmp_path / "u.png")
     with pytest.raises(ValueError, match=r"\(H, W, C\)"):
         code_grid_map(images, onp.zeros((2, 2), dtype=int), 4, tmp_path / "m.png")
-    with pytest.raises(ValueError, match="2 dims"):
+    with pytest.raises(ValueError, match=r"\(h, w\)"):
         code_grid_map(images[0], onp.zeros((1, 2, 2), dtype=int), 4, tmp_path / "m.png")
     with pytest.raises(ValueError, match="pair"):
         sample_comparison([images], tmp_path / "s.png")
