@@ -1,4 +1,4 @@
-"""A small, model-agnostic training loop: minibatches, Adam, hooks, eval, checkpoints.
+"""A small, model-agnostic training loop: minibatches, an optimizer, hooks, eval, checkpoints.
 
     result = train(model.loss_and_aux, params, x_train, steps=3000, batch_size=128,
                    lr=1e-3, rng=rng, step_hook=model.step_hook,
@@ -7,12 +7,13 @@
                    out_dir="runs/vqvae", config=model.config)
 
 One step: draw a batch, one forward + backward pass (`value_and_grad`; the loss
-function's aux dict comes out of the same pass, unwrapped with `getval`), an Adam
-update, then `step_hook` for updates that need no gradient (EMA codebook, dead-code
-restarts). Every scalar in aux is logged to the history and the tqdm bar.
+function's aux dict comes out of the same pass, unwrapped with `getval`), an optimizer
+update (`optimizer`, default Adam), then `step_hook` for updates that need no gradient
+(EMA codebook, dead-code restarts). Every scalar in aux is logged to the history and the
+tqdm bar.
 
 Files written to out_dir:
-    checkpoint.npz  params, Adam state, config, step, hook state, rng and batch-order
+    checkpoint.npz  params, optimizer state, config, step, hook state, rng and batch-order
                     state, and the history so far; every `checkpoint_every` steps and
                     at the end (atomic writes, only of finite parameters).
     best.npz        the same, at the eval with the lowest `best_metric` so far.
@@ -157,10 +158,10 @@ def _resume_history(ckpt, settings, allow_new_settings, paths):
     return history
 
 
-def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, hook_state=None,
-          eval_fn=None, eval_every=1000, best_metric="test_mse", out_dir=None,
+def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, step_hook=None,
+          hook_state=None, eval_fn=None, eval_every=1000, best_metric="test_mse", out_dir=None,
           checkpoint_every=1000, resume=False, allow_new_settings=False, config=None, progress=True):
-    """Minimise loss_fn over minibatches of `data` with Adam; returns a TrainResult.
+    """Minimise loss_fn over minibatches of `data` with `optimizer`; returns a TrainResult.
 
     loss_fn(params, batch) -> scalar or (scalar, aux dict); data: (N, ...) training
     examples; steps: total number of steps (including those of a resumed run); rng:
@@ -168,7 +169,7 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, 
     is set from the checkpoint). It is the loop's ONE random stream: a loss_fn or hook
     that draws random numbers (dropout) must draw them from this same Generator, so that
     the checkpoint holds every stream and resume is bit-exact. step_hook(params,
-    hook_state, aux, batch, rng) -> (params, hook_state) runs after each Adam step;
+    hook_state, aux, batch, rng) -> (params, hook_state) runs after each optimizer step;
     hook_state is a tree of arrays saved in checkpoints. eval_fn(params) -> dict of
     floats runs every eval_every steps and at the end; the lowest `best_metric` is kept
     as best.npz. config: JSON dict stored in checkpoints (resume refuses a different one).
@@ -176,11 +177,13 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, step_hook=None, 
     may grow), unless allow_new_settings=True, which records the change in the history.
     Raises TrainingDivergedError on a NaN/inf loss, gradient or updated parameter, before
     anything of that step is saved. Ctrl-C raises KeyboardInterrupt saying what is on disk.
+    optimizer: an (init, update) pair from minivq.optim, default adam(lr); resume with the
+    same one (its state is in the checkpoint).
     """
     check_settings(steps, batch_size, lr, len(data), eval_every, checkpoint_every)
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir of the run to continue")
-    opt_init, opt_update = adam(lr)
+    opt_init, opt_update = adam(lr) if optimizer is None else optimizer
     opt_state = opt_init(params)
     hook_state = {} if hook_state is None else hook_state
     sampler = {"order": onp.zeros(0, onp.int64), "position": onp.array(0, onp.int64)}

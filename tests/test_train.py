@@ -7,6 +7,7 @@ import numpy as onp
 import pytest
 
 from minivq.checkpoint import load_checkpoint
+from minivq.optim import sgd
 from minivq.train import TrainingDivergedError, next_batch, train, value_grad_and_aux
 from minivq.tree import tree_flatten_with_paths, tree_leaves
 from minivq.vqvae import build_vqvae
@@ -73,6 +74,18 @@ def test_adam_finds_the_data_mean():
     onp.testing.assert_allclose(result.params["mu"], data.mean(axis=0), atol=1e-2)
     assert result.params["mu"].dtype == onp.float32
     assert len(result.history["train"]) == 400
+
+
+def test_sgd_through_train_matches_the_closed_form():
+    # L(mu) = mean_{n,i} (x_ni - mu_i)^2 on the full batch has dL/dmu = -(xbar - mu), so
+    # sgd(lr) gives mu_t = xbar (1 - (1 - lr)^t) from mu_0 = 0.
+    data = onp.random.default_rng(0).normal(3.0, 1.0, size=(16, 2))
+    lr, steps = 0.1, 3
+    result = train(mean_loss, {"mu": onp.zeros(2)}, data, steps=steps, batch_size=16, lr=lr,
+                   rng=onp.random.default_rng(1), optimizer=sgd(lr), progress=False)
+    expected = data.mean(axis=0) * (1.0 - (1.0 - lr) ** steps)
+    onp.testing.assert_allclose(result.params["mu"], expected, rtol=1e-12)
+    assert set(result.opt_state) == {"step"} and int(result.opt_state["step"]) == steps
 
 
 def test_vqvae_loss_decreases_and_params_stay_float32():
