@@ -170,10 +170,10 @@ def build_parser():
                             "history.json, and RUN/figures/<dir>_curves.png.")
     _common(p, "--out", DEFAULT_RUN, "run directory to create or continue")
     p.add_argument("--data", default=None,
-                   help=f"images: {', '.join(SPECS)} (default: mnist-embedded, the 5000 digits "
+                   help=f"images: {', '.join(SPECS)} (default: mnist-embedded, the digits "
                         f"shipped with minivq; with --resume, the run's)")
     p.add_argument("--download", action="store_true",
-                   help="download mnist / fashion-mnist if not cached (the only network access)")
+                   help="download mnist / fashion-mnist / cifar10 if not cached (the only network access)")
     _training(p, 2000, 128, 250, "images")
     d = VQVAE_DEFAULTS
     model = p.add_argument_group("model (default: minivq's reference VQ-VAE; with --resume, the run's)")

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
 from .codes import encode_dataset, save_code_grids
-from .data import IDX_SOURCES, load_dataset
+from .data import SPECS, describe, load_dataset
 from .files import as_stored, atomic_write_json, read_json
 from .prior import build_prior, make_config
 from .plots import (code_grid_map, codebook_usage, history_records, image_grid, reconstructions,
@@ -73,7 +73,8 @@ def train_vqvae(run_dir, data=None, steps=2000, batch_size=128, lr=1e-3, eval_ev
     previous = read_json(previous_path, "run config") if resume and os.path.isfile(previous_path) else {}
     spec = data or previous.get("data", "mnist-embedded")
     dataset = load_dataset(spec, download=download)
-    if spec != "mnist-embedded" and spec not in IDX_SOURCES:
+    print(f"data: {describe(dataset)}")       # every step that reads data says what it read
+    if spec not in SPECS:
         spec = os.path.abspath(spec)           # a file or folder: found again from any cwd
     config = make_vqvae_config(previous.get("model"), **dict(model, input_shape=dataset.x_train.shape[1:]))
     prepare(directory, {"model": config, "data": spec}, resume, force, "trained VQ-VAE",
@@ -121,6 +122,7 @@ def encode(run_dir, batch_size=500, download=False, progress=True):
     """
     vqvae = load_vqvae(run_dir)
     dataset = load_dataset(run_config(vqvae)["data"], download=download)
+    print(f"data: {describe(dataset)}")
     train_grids = _encode_split(vqvae.model, vqvae.params, dataset.x_train, dataset.y_train,
                                 "encode train", batch_size, progress)
     test_grids = _encode_split(vqvae.model, vqvae.params, dataset.x_test, dataset.y_test,
@@ -314,7 +316,9 @@ def reconstruct(run_dir, n=16, kind="grid", download=False):
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     vqvae = load_vqvae(run_dir, kind)
-    x_test = load_dataset(run_config(vqvae)["data"], download=download).x_test
+    dataset = load_dataset(run_config(vqvae)["data"], download=download)
+    print(f"data: {describe(dataset)}")
+    x_test = dataset.x_test
     # evenly spaced, not the first n: a test set sorted by class would show one class only
     x = x_test[onp.linspace(0, len(x_test) - 1, min(n, len(x_test))).round().astype(int)]
     recon = onp.clip(vqvae.model.decode(vqvae.params, vqvae.model.encode(vqvae.params, x)[1]), 0.0, 1.0)
