@@ -39,7 +39,8 @@ def _check_images(images, name="images"):
         value = value.astype(onp.float64)
     check_images(value, name=name, value_range=(-RANGE_SLACK, 1.0 + RANGE_SLACK))
     if value.shape[-1] not in (1, 3) or value.size == 0:
-        raise ValueError(f"{name} must hold at least one pixel and C = 1 or 3 channels, got shape {value.shape}")
+        raise ValueError(f"{name} must hold at least one pixel and C = 1 or 3 channels, "
+                         f"got shape {value.shape}")
     return onp.clip(value.astype(onp.float64), 0.0, 1.0)
 
 

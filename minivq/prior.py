@@ -63,7 +63,7 @@ def make_config(**overrides):
 
 
 def check_labels(config, labels, batch):
-    """labels as (B,) ints in range for a conditional prior, None for an unconditional one; else ValueError."""
+    """labels (B,) as ints in range for a conditional prior, None for an unconditional one."""
     if config["num_classes"] is None:
         if labels is not None:
             raise ValueError("labels were given but the prior is unconditional "

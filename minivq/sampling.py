@@ -107,9 +107,9 @@ def position_marginals(indices, num_codes, alpha=0.0):
     return counts / counts.sum(axis=-1, keepdims=True)
 
 
-def sample_independent(indices_train, num_codes, n, rng):
+def sample_independent(train_indices, num_codes, n, rng):
     """n grids (n, h, w) int64 with every cell drawn independently from its position's marginal."""
-    cdf = onp.cumsum(position_marginals(indices_train, num_codes), axis=-1)   # (h, w, K)
+    cdf = onp.cumsum(position_marginals(train_indices, num_codes), axis=-1)   # (h, w, K)
     u = rng.random((n,) + cdf.shape[:2])[..., None]                            # (n, h, w, 1)
     return onp.minimum((cdf[None] <= u).sum(axis=-1), num_codes - 1).astype(onp.int64)
 
@@ -131,19 +131,19 @@ def uniform_bits(num_codes):
     return math.log2(num_codes)
 
 
-def unigram_bits(train_idx, test_idx, num_codes, alpha=1.0):
+def unigram_bits(train_indices, test_indices, num_codes, alpha=1.0):
     """Held-out bits per code of one global code distribution, add-alpha smoothed on train."""
-    counts = onp.bincount(check_indices(train_idx, num_codes, GRIDS, "train_idx", True).ravel(),
-                          minlength=num_codes) + alpha                               # (K,)
-    test_idx = check_indices(test_idx, num_codes, GRIDS, "test_idx", True)
-    return float(-onp.mean(onp.log2(counts[test_idx] / counts.sum())))
+    train_indices = check_indices(train_indices, num_codes, GRIDS, "train_indices", True)
+    counts = onp.bincount(train_indices.ravel(), minlength=num_codes) + alpha         # (K,)
+    test_indices = check_indices(test_indices, num_codes, GRIDS, "test_indices", True)
+    return float(-onp.mean(onp.log2(counts[test_indices] / counts.sum())))
 
 
-def independent_bits(train_idx, test_idx, num_codes, alpha=1.0):
+def independent_bits(train_indices, test_indices, num_codes, alpha=1.0):
     """Held-out bits per code of the independent-cells model (per-position marginals)."""
-    p = position_marginals(train_idx, num_codes, alpha)                             # (h, w, K)
-    test_idx = check_indices(test_idx, num_codes, GRIDS, "test_idx", True)
-    if test_idx.shape[1:] != p.shape[:2]:
-        raise ValueError(f"test grids {test_idx.shape[1:]} differ from train grids {p.shape[:2]}")
+    p = position_marginals(train_indices, num_codes, alpha)                         # (h, w, K)
+    test_indices = check_indices(test_indices, num_codes, GRIDS, "test_indices", True)
+    if test_indices.shape[1:] != p.shape[:2]:
+        raise ValueError(f"test grids {test_indices.shape[1:]} differ from train grids {p.shape[:2]}")
     rows, cols = onp.meshgrid(onp.arange(p.shape[0]), onp.arange(p.shape[1]), indexing="ij")
-    return float(-onp.mean(onp.log2(p[rows, cols, test_idx])))                      # p[i, j, x[n,i,j]]
+    return float(-onp.mean(onp.log2(p[rows, cols, test_indices])))                  # p[i, j, x[n,i,j]]

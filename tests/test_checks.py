@@ -67,7 +67,7 @@ def test_images():
     x = onp.full((2, 4, 4, 1), 0.5, onp.float32)
     assert check_images(x, (4, 4, 1)) is x
     check_images(x)                                                  # any (B, H, W, C)
-    with pytest.raises(ValueError, match=r"x must have shape \(B, 4, 4, 3\), channels last, got \(2, 4, 4, 1\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 4, 4, 3\), channels last, got \(2, 4,"):
         check_images(x, (4, 4, 3))
     with pytest.raises(ValueError, match=r"must have shape \(B, H, W, C\)"):
         check_images(x[..., 0])

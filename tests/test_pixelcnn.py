@@ -1,4 +1,5 @@
-"""PixelCNN prior: masks by hand, the masked conv and its crop, exact causality through gradients, a loop oracle, the loss."""
+"""PixelCNN prior: masks by hand, the masked conv and its crop, exact causality through
+gradients, a loop oracle, the loss."""
 import json
 import math
 
