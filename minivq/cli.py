@@ -12,6 +12,7 @@ from the library (bad data, missing runs, corrupted checkpoints) end the program
 `minivq: error: <message>` and exit code 2, without a traceback (`--debug` shows it).
 """
 import argparse
+import errno
 import sys
 import time
 
@@ -74,6 +75,7 @@ def _encode(args):
           f"(VQ-VAE step {result['vqvae_step']}) -> {result['folder']}")
 
 
+                              allow_new_settings=args.allow_new_settings,
 def _train_prior(args):
     result = pipeline.train_prior(args.run, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                               eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
@@ -81,7 +83,8 @@ def _train_prior(args):
                               dropout=args.dropout, input_mode=args.input_mode, gated=args.gated,
                               conditional=args.conditional, channels=args.channels,
                               num_blocks=args.num_blocks, first_kernel=args.first_kernel,
-                              kernel=args.kernel, progress=not args.no_progress)
+                              kernel=args.kernel, allow_new_settings=args.allow_new_settings,
+                              progress=not args.no_progress)
     kind = ("conditional " if result["conditional"] else "") + ("gated " if result["gated"] else "")
     best = (f"best held-out {result['test_bits']:.3f} bits/code at step {result['step']}"
             if "test_bits" in result else "not evaluated yet")
@@ -94,7 +97,7 @@ def _sample(args):
     start = time.perf_counter()
     path = pipeline.sample(args.run, n=args.n, temperature=args.temperature, top_k=args.top_k,
                        seed=args.seed, labels=args.labels, name=args.name, compare=args.compare,
-                       progress=not args.no_progress)
+                       force=args.force, progress=not args.no_progress)
     print(f"{args.n} samples in {time.perf_counter() - start:.1f} s -> {path} "
           f"(code indices: {path[:-len('.png')]}.npy)")
 
@@ -134,24 +137,30 @@ def _common(parser, run_flag, run_default, run_help):
                         help="show the full traceback of an error instead of a one-line message")
 
 
-def _training(parser, steps, batch_size, eval_every, what):
-    parser.add_argument("--steps", type=positive_int, default=steps,
+def _training(parser, defaults, what):
+    """Training options; their defaults are None so that --resume takes the run's own."""
+    mine = "; with --resume, the run's own"
+    parser.add_argument("--steps", type=positive_int,
                         help=f"total optimizer steps; with --resume, train until this many "
-                             f"(default: {steps})")
-    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
-                        help=f"{what} per step (default: {batch_size})")
-    parser.add_argument("--lr", type=positive_float, default=1e-3,
-                        help="Adam learning rate (default: 1e-3)")
-    parser.add_argument("--eval-every", type=positive_int, default=eval_every,
+                             f"(default: {defaults['steps']}{mine})")
+    parser.add_argument("--batch-size", type=positive_int,
+                        help=f"{what} per step (default: {defaults['batch_size']}{mine})")
+    parser.add_argument("--lr", type=positive_float,
+                        help=f"Adam learning rate (default: {defaults['lr']:g}{mine})")
+    parser.add_argument("--eval-every", type=positive_int,
                         help=f"held-out evaluation every this many steps; the best one is kept "
-                             f"as best.npz and used downstream (default: {eval_every})")
-    parser.add_argument("--checkpoint-every", type=positive_int, default=None,
-                        help="write checkpoint.npz every this many steps (default: --eval-every)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+                             f"as best.npz and used downstream (default: {defaults['eval_every']}{mine})")
+    parser.add_argument("--checkpoint-every", type=positive_int,
+                        help=f"write checkpoint.npz every this many steps (default: --eval-every{mine})")
+    parser.add_argument("--seed", type=int, help=f"random seed (default: {defaults['seed']}{mine})")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in RUN from its last checkpoint (same settings)")
+                        help="continue the run in RUN from its checkpoint.npz, with its own settings")
+    parser.add_argument("--allow-new-settings", action="store_true",
+                        help="with --resume: accept options that differ from the run's (e.g. a lower "
+                             "--lr after divergence); the change is recorded in history.json")
     parser.add_argument("--force", action="store_true",
-                        help="start over, replacing a model already trained in RUN")
+                        help="start over, replacing a model already trained in RUN (the old one is "
+                             "kept until the new one has written its first checkpoint)")
 
 
 def build_parser():
@@ -174,7 +183,7 @@ def build_parser():
                         f"shipped with minivq; with --resume, the run's)")
     p.add_argument("--download", action="store_true",
                    help="download mnist / fashion-mnist / cifar10 if not cached (the only network access)")
-    _training(p, 2000, 128, 250, "images")
+    _training(p, pipeline.VQVAE_TRAINING, "images")
     d = VQVAE_DEFAULTS
     model = p.add_argument_group("model (default: minivq's reference VQ-VAE; with --resume, the run's)")
     model.add_argument("--kind", choices=("grid", "flat"), default=None,
@@ -220,9 +229,10 @@ def build_parser():
                             "checkpoint with the lowest held-out bits per code is kept as best.npz. "
                             "Draws RUN/figures/prior_curves.png.")
     _common(p, "--run", DEFAULT_RUN, "run directory with encoded codes")
-    _training(p, 1000, 32, 100, "code grids")
-    p.add_argument("--dropout", type=fraction, default=0.0,
-                   help="dropout on the prior's features while training (default: 0)")
+    _training(p, pipeline.PRIOR_TRAINING, "code grids")
+    p.add_argument("--dropout", type=fraction,
+                   help="dropout on the prior's features while training (default: 0; with "
+                        "--resume, the run's own)")
     prior = p.add_argument_group("prior (default: the reference PixelCNN; with --resume, the run's)")
     prior.add_argument("--input-mode", choices=("embedding", "codes"),
                        help="'embedding': learned vectors per code index; 'codes': the VQ-VAE's "
@@ -274,6 +284,8 @@ def build_parser():
                             "trains the PixelCNN prior, samples, and writes every figure to "
                             "RUN/figures. About 10 minutes on 2 CPU cores with the defaults.")
     _common(p, "--out", "runs/demo", "output run directory; an earlier demo there is replaced "
+    p.add_argument("--force", action="store_true",
+                   help="replace samples of the same name (default: refuse to overwrite them)")
                                      "unless --resume")
     p.add_argument("--quick", action="store_true",
                    help="tiny networks and a few steps: checks the pipeline in seconds")
@@ -295,23 +307,49 @@ def build_parser():
 def main(argv=None):
     """Run the command line `argv` (default sys.argv[1:]); returns 0, or raises SystemExit.
 
-    Library errors exit 2 with `minivq: error: ...` on stderr (a diverged training run
-    exits 1), Ctrl-C exits 130; --debug re-raises instead.
+    Library errors and OSErrors (permissions, full disk, ...) exit 2 with one line
+    `minivq: error: ...` on stderr (a diverged training run exits 1), Ctrl-C exits 130
+    saying what is on disk; --debug re-raises instead.
     """
     import matplotlib
     matplotlib.use("Agg")                 # figures only go to files, never to a window
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if args.debug:
             raise
-        print("\nminivq: interrupted; the last checkpoint is kept (continue with --resume)",
-              file=sys.stderr)
+        message = str(interrupt) or "interrupted; files are written whole or not at all"
+        print(f"\nminivq: {message}", file=sys.stderr)
         raise SystemExit(130) from None
+OS_ERROR_FIXES = {
+    errno.EACCES: "permission denied: change the file's permissions or choose another --out/--run",
+    errno.EPERM: "operation not permitted: change the file's permissions or choose another --out/--run",
+    errno.ENOTDIR: "a part of this path is a file, not a folder: choose another path",
+    errno.EISDIR: "this is a folder where a file was expected: remove or rename it",
+    errno.ENOSPC: "the disk is full: free some space, then continue (training: --resume); no file "
+                  "is left half-written",
+    errno.EROFS: "the file system is read-only: choose another --out/--run",
+    errno.ENOENT: "no such file or folder: check the path",
+}
+
+
+def os_error_message(error):
+    """One line for an OSError: the file, what went wrong, and the fix."""
+    if isinstance(error, ConnectionError) or error.errno not in OS_ERROR_FIXES:
+        return " ".join(str(error).split())                      # its own message, on one line
+    where = error.filename if error.filename is not None else "a file"
+    return f"{where}: {OS_ERROR_FIXES[error.errno]} ({error.strerror})"
+
+
     except (ValueError, FileNotFoundError, CheckpointError, TrainingDivergedError) as error:
         if args.debug:
             raise
         print(f"minivq: error: {error}", file=sys.stderr)
         raise SystemExit(1 if isinstance(error, TrainingDivergedError) else 2) from None
     return 0
+    except OSError as error:
+        if args.debug:
+            raise
+        print(f"minivq: error: {os_error_message(error)}", file=sys.stderr)
+        raise SystemExit(2) from None

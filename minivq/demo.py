@@ -44,23 +44,28 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
                  prior_eval_every=prior_eval_every, n_samples=n_samples)
     steps.update(DEMO_QUICK if quick else {})
     sizes, prior_sizes = (QUICK_VQVAE, QUICK_PRIOR) if quick else ({}, {})
-    common = dict(resume=resume, force=not resume, seed=seed, progress=progress)
+
+    def common(folder):
+        """Resume a step that has a checkpoint (with resume=True), start the others over."""
+        again = resume and os.path.isfile(os.path.join(out_dir, folder, "checkpoint.npz"))
+        return dict(resume=again, force=not again, seed=seed, progress=progress)
+
     log(f"[1/5] VQ-VAE, {steps['vqvae_steps']} steps -> {out_dir}/vqvae")
     vq = train_vqvae(out_dir, data="mnist-embedded", steps=steps["vqvae_steps"],
                      batch_size=steps["batch_size"], eval_every=steps["eval_every"],
-                     **dict(DEMO_VQVAE, **sizes), **common)
+                     **dict(DEMO_VQVAE, **sizes), **common("vqvae"))
     log(f"[2/5] flat VQ-VAE (baseline), {steps['flat_steps']} steps -> {out_dir}/flat_vqvae")
     flat = train_vqvae(out_dir, data="mnist-embedded", steps=steps["flat_steps"],
                        batch_size=steps["batch_size"], eval_every=max(steps["flat_steps"] // 2, 1),
-                       **dict(FLAT_VQVAE, **sizes, kind="flat"), **common)
+                       **dict(FLAT_VQVAE, **sizes, kind="flat"), **common("flat_vqvae"))
     log(f"[3/5] encoding the digits -> {out_dir}/codes")
     codes = encode(out_dir, progress=progress)
     log(f"[4/5] PixelCNN prior, {steps['prior_steps']} steps -> {out_dir}/prior")
     prior = train_prior(out_dir, steps=steps["prior_steps"], batch_size=steps["prior_batch_size"],
-                        eval_every=steps["prior_eval_every"], **prior_sizes, **common)
+                        eval_every=steps["prior_eval_every"], **prior_sizes, **common("prior"))
     log(f"[5/5] sampling {steps['n_samples']} grids and drawing the figures")
     sample_start = time.perf_counter()
-    sample_path = sample(out_dir, n=steps["n_samples"], seed=seed, progress=progress)
+    sample_path = sample(out_dir, n=steps["n_samples"], seed=seed, force=True, progress=progress)
     sample_seconds = time.perf_counter() - sample_start
     vqvae = load_vqvae(out_dir)
     prior_images = decode(vqvae.model, vqvae.params, onp.load(sample_path[:-len(".png")] + ".npy"))

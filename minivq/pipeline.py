@@ -17,18 +17,21 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint
 from .codes import encode_dataset, save_code_grids
 from .data import SPECS, describe, load_dataset
-from .files import as_stored, atomic_write_json, read_json
+from .files import as_stored, atomic_open, atomic_write_json, read_json
 from .prior import build_prior, make_config
 from .plots import (code_grid_map, codebook_usage, history_records, image_grid, reconstructions,
                     sample_comparison, training_curves)
 from .quantize import perplexity, used_codes
-from .run_dir import (MODEL_DIRS, check_same_vqvae, load_codes, load_vqvae, prepare, run_config,
-                      trained_path)
+from .run_dir import (MODEL_DIRS, check_same_data, check_same_vqvae, data_sha256, load_codes,
+                      load_vqvae, prepare, replacing, resolve, run_config, trained_path)
 from .sampling import (independent_bits, random_codebook_rows, sample_grids,
                        sample_independent, uniform_bits, unigram_bits)
-from .train import train
+from .train import check_settings, train
 from .vqvae import build_vqvae, code_grid_shape, init_codebook_from_batch, make_vqvae_config
 
+VQVAE_TRAINING = dict(steps=2000, batch_size=128, lr=1e-3, eval_every=250, checkpoint_every=None, seed=0)
+PRIOR_TRAINING = dict(steps=1000, batch_size=32, lr=1e-3, eval_every=100, checkpoint_every=None, seed=0,
+                      dropout=0.0)
 SAMPLE_CHUNK = 100        # grids drawn per sample_grids call (one progress-bar tick each)
 DECODE_BATCH = 500        # images decoded per call: bounds the decoder's activation memory
 
@@ -43,6 +46,18 @@ def _best_eval(history_path, metric):
     return min(evals, key=lambda record: record[metric]) if evals else {}
 
 
+def _settings(passed, saved, defaults, num_examples):
+    """The training settings of a step: passed, else the run's saved ones, else defaults;
+    checked before anything is written (checkpoint_every defaults to eval_every)."""
+    settings = resolve(passed, saved, defaults)
+    settings["checkpoint_every"] = settings["checkpoint_every"] or settings["eval_every"]
+    check_settings(settings["steps"], settings["batch_size"], settings["lr"], num_examples,
+                   settings["eval_every"], settings["checkpoint_every"])
+    if not 0 <= settings.get("dropout", 0.0) < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {settings['dropout']}")
+    return settings
+
+
 def decode(model, params, indices):
     """Decoded images (N, H, W, C) clipped to [0, 1], in batches."""
     parts = [model.decode_indices(params, indices[i:i + DECODE_BATCH])
@@ -52,14 +67,16 @@ def decode(model, params, indices):
 
 # ---------------------------------------------------------------- pipeline steps
 
-def train_vqvae(run_dir, data=None, steps=2000, batch_size=128, lr=1e-3, eval_every=250,
-                checkpoint_every=None, seed=0, resume=False, force=False, download=False,
-                progress=True, **model):
+def train_vqvae(run_dir, data=None, steps=None, batch_size=None, lr=None, eval_every=None,
+                checkpoint_every=None, seed=None, resume=False, force=False, download=False,
+                allow_new_settings=False, progress=True, **model):
     """Train a VQ-VAE into RUN/vqvae (kind 'grid') or RUN/flat_vqvae (kind 'flat').
 
     data: a `load_dataset` spec (default 'mnist-embedded', or the run's on resume).
     model: `make_vqvae_config` keys (kind, num_codes, code_dim, hidden, beta,
     codebook_update, ...); None values mean the default (or the run's value on resume).
+    Training settings left None take VQVAE_TRAINING's defaults, or on resume the run's
+    own (config.json); resume=True refuses other settings unless allow_new_settings.
     steps counts the total, so resume=True continues to `steps`. The codebook is seeded
     from the first batch unless codebook_init is 'uniform'. Writes the run files and
     figures/<dir>_curves.png; returns a summary dict (best held-out eval, paths, seconds).
@@ -77,25 +94,27 @@ def train_vqvae(run_dir, data=None, steps=2000, batch_size=128, lr=1e-3, eval_ev
     if spec not in SPECS:
         spec = os.path.abspath(spec)           # a file or folder: found again from any cwd
     config = make_vqvae_config(previous.get("model"), **dict(model, input_shape=dataset.x_train.shape[1:]))
-    prepare(directory, {"model": config, "data": spec}, resume, force, "trained VQ-VAE",
-             f"minivq train-vqvae --out {run_dir}")
+    settings = _settings(dict(steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                              checkpoint_every=checkpoint_every, seed=seed),
+                         previous, VQVAE_TRAINING, len(dataset.x_train))
+    record = dict(settings, model=config, data=spec, data_sha256=data_sha256(dataset))
+    prepare(directory, record, resume, force, "trained VQ-VAE", f"minivq train-vqvae --out {run_dir}",
+            allow_new_settings)
 
     vqvae = build_vqvae(config)
-    rng = onp.random.default_rng(seed)
-    params = vqvae.init(rng)
-    first = dataset.x_train[rng.permutation(len(dataset.x_train))[:batch_size]]
-    params = init_codebook_from_batch(vqvae, params, first, rng)
-    checkpoint_every = checkpoint_every or eval_every
-    os.makedirs(directory, exist_ok=True)
-    atomic_write_json(os.path.join(directory, "config.json"), as_stored({
-        "model": config, "data": spec, "seed": seed, "steps": steps, "batch_size": batch_size,
-        "lr": lr, "eval_every": eval_every, "checkpoint_every": checkpoint_every}))
+    rng = onp.random.default_rng(settings["seed"])
     start = time.perf_counter()
-    train(vqvae.loss_and_aux, params, dataset.x_train, steps, batch_size, lr, rng,
-          step_hook=vqvae.step_hook, hook_state=vqvae.init_state(params),
-          eval_fn=lambda p: vqvae.evaluate(p, dataset.x_test), eval_every=eval_every,
-          best_metric="test_mse", out_dir=directory, checkpoint_every=checkpoint_every,
-          resume=resume, config=config, progress=progress)
+    with replacing(directory):
+        params = vqvae.init(rng)
+        first = dataset.x_train[rng.permutation(len(dataset.x_train))[:settings["batch_size"]]]
+        params = init_codebook_from_batch(vqvae, params, first, rng)
+        os.makedirs(directory, exist_ok=True)
+        atomic_write_json(os.path.join(directory, "config.json"), as_stored(record))
+        train(vqvae.loss_and_aux, params, dataset.x_train, settings["steps"], settings["batch_size"],
+              settings["lr"], rng, step_hook=vqvae.step_hook, hook_state=vqvae.init_state(params),
+              eval_fn=lambda p: vqvae.evaluate(p, dataset.x_test), eval_every=settings["eval_every"],
+              best_metric="test_mse", out_dir=directory, checkpoint_every=settings["checkpoint_every"],
+              resume=resume, allow_new_settings=allow_new_settings, config=config, progress=progress)
     seconds = time.perf_counter() - start
     history = os.path.join(directory, "history.json")
     curves = _curves(history, os.path.join(run_dir, "figures", f"{MODEL_DIRS[kind]}_curves.png"),
@@ -103,6 +122,16 @@ def train_vqvae(run_dir, data=None, steps=2000, batch_size=128, lr=1e-3, eval_ev
     best = _best_eval(history, "test_mse")
     return dict(best, kind=kind, num_codes=config["num_codes"], seconds=seconds,
                 checkpoint=trained_path(run_dir, MODEL_DIRS[kind], "VQ-VAE", ""), figures=[str(curves)])
+
+
+def _training_data(vqvae, run_dir, download):
+    """The Dataset a trained VQ-VAE was trained on; ValueError if its images changed since."""
+    record = run_config(vqvae)
+    dataset = load_dataset(record["data"], download=download)
+    print(f"data: {describe(dataset)}")
+    check_same_data(record.get("data_sha256"), dataset, record["data"],
+                    os.path.dirname(vqvae.path), run_dir)
+    return dataset
 
 
 def _encode_split(vqvae, params, x, labels, desc, batch_size, progress):
@@ -121,8 +150,7 @@ def encode(run_dir, batch_size=500, download=False, progress=True):
     Returns a summary dict: shapes, perplexity and used codes of the train codes, paths.
     """
     vqvae = load_vqvae(run_dir)
-    dataset = load_dataset(run_config(vqvae)["data"], download=download)
-    print(f"data: {describe(dataset)}")
+    dataset = _training_data(vqvae, run_dir, download)
     train_grids = _encode_split(vqvae.model, vqvae.params, dataset.x_train, dataset.y_train,
                                 "encode train", batch_size, progress)
     test_grids = _encode_split(vqvae.model, vqvae.params, dataset.x_test, dataset.y_test,
@@ -146,15 +174,16 @@ def encode(run_dir, batch_size=500, download=False, progress=True):
             "figures": [str(usage), str(grid)]}
 
 
-def train_prior(run_dir, steps=1000, batch_size=32, lr=1e-3, eval_every=100, checkpoint_every=None,
-                seed=0, resume=False, force=False, dropout=0.0, input_mode=None, gated=None,
+def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, checkpoint_every=None,
+                seed=None, resume=False, force=False, dropout=None, input_mode=None, gated=None,
                 conditional=None, channels=None, num_blocks=None, first_kernel=None, kernel=None,
-                progress=True):
+                allow_new_settings=False, progress=True):
     """Train a PixelCNN prior on RUN/codes into RUN/prior; the best held-out bits/code is kept.
 
     input_mode 'embedding' (learned per-index vectors) or 'codes' (the VQ-VAE's code
     vectors); gated: the gated PixelCNN; conditional: condition on the class labels
-    (gated only). None means the pixelcnn default (or the run's value on resume).
+    (gated only). None means the default (PRIOR_TRAINING, the pixelcnn's), or on resume
+    the run's own value; resume=True refuses other settings unless allow_new_settings.
     Writes figures/prior_curves.png; returns a summary dict with the baselines' bits/code.
     """
     vqvae = load_vqvae(run_dir)
@@ -164,7 +193,8 @@ def train_prior(run_dir, steps=1000, batch_size=32, lr=1e-3, eval_every=100, che
                       f"run `minivq encode --run {run_dir}` again")
     directory = os.path.join(run_dir, "prior")
     previous_path = os.path.join(directory, "config.json")
-    previous = read_json(previous_path, "run config")["model"] if resume and os.path.isfile(previous_path) else {}
+    saved = read_json(previous_path, "run config") if resume and os.path.isfile(previous_path) else {}
+    previous = saved.get("model", {})
     options = {"input_mode": input_mode, "gated": gated, "channels": channels,
                "num_blocks": num_blocks, "first_kernel": first_kernel, "kernel": kernel}
     options = dict(previous, **{key: value for key, value in options.items() if value is not None})
@@ -180,15 +210,20 @@ def train_prior(run_dir, steps=1000, batch_size=32, lr=1e-3, eval_every=100, che
     codes_mode = options.get("input_mode", "embedding") == "codes"
     options["code_dim"] = vqvae.model.config["code_dim"] if codes_mode else None
     config = make_config(**options)
-    saved = prepare(directory, {"model": config}, resume, force, "trained prior",
-                     f"minivq train-prior --run {run_dir}")
+    settings = _settings(dict(steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                              checkpoint_every=checkpoint_every, seed=seed, dropout=dropout),
+                         saved, PRIOR_TRAINING, len(train_grids.indices))
+    record = dict(settings, model=config)
+    saved = prepare(directory, record, resume, force, "trained prior",
+                    f"minivq train-prior --run {run_dir}", allow_new_settings)
     if saved is not None:
         check_same_vqvae(saved["vqvae_sha256"], sha, directory,
                           "start the prior over with --force")
 
     prior = build_prior(config)
     conditional = config["num_classes"] is not None
-    rng, dropout_rng = onp.random.default_rng(seed), onp.random.default_rng(seed + 1)
+    dropout = settings["dropout"]
+    rng = onp.random.default_rng(settings["seed"])     # the loop's one stream, dropout's too
 
     def split_args(grids, ids=slice(None)):
         """(indices, codes, labels) of some grids, as prior.loss takes them."""
@@ -196,23 +231,22 @@ def train_prior(run_dir, steps=1000, batch_size=32, lr=1e-3, eval_every=100, che
                 grids.labels[ids] if conditional else None)
 
     def loss_fn(params, ids):                         # the loop's "data" are ids into the train grids
-        loss = prior.loss(params, *split_args(train_grids, ids), dropout=dropout, rng=dropout_rng)
+        loss = prior.loss(params, *split_args(train_grids, ids), dropout=dropout, rng=rng)
         return loss, {"bits": loss / math.log(2.0)}
 
     def eval_fn(params):
         return {"test_bits": prior.bits_per_code(params, *split_args(test_grids))}
 
-    checkpoint_every = checkpoint_every or eval_every
-    os.makedirs(directory, exist_ok=True)
-    atomic_write_json(os.path.join(directory, "config.json"), as_stored({
-        "model": config, "vqvae_sha256": sha, "seed": seed, "steps": steps,
-        "batch_size": batch_size, "lr": lr, "dropout": dropout, "eval_every": eval_every,
-        "checkpoint_every": checkpoint_every}))
     start = time.perf_counter()
-    train(loss_fn, prior.init(rng), onp.arange(len(train_grids.indices)), steps,
-          batch_size, lr, rng, eval_fn=eval_fn, eval_every=eval_every, best_metric="test_bits",
-          out_dir=directory, checkpoint_every=checkpoint_every, resume=resume, config=config,
-          progress=progress)
+    with replacing(directory):
+        params = prior.init(rng)
+        os.makedirs(directory, exist_ok=True)
+        atomic_write_json(os.path.join(directory, "config.json"), as_stored(dict(record, vqvae_sha256=sha)))
+        train(loss_fn, params, onp.arange(len(train_grids.indices)), settings["steps"],
+              settings["batch_size"], settings["lr"], rng, eval_fn=eval_fn,
+              eval_every=settings["eval_every"], best_metric="test_bits", out_dir=directory,
+              checkpoint_every=settings["checkpoint_every"], resume=resume,
+              allow_new_settings=allow_new_settings, config=config, progress=progress)
     seconds = time.perf_counter() - start
     history = os.path.join(directory, "history.json")
     curves = _curves(history, os.path.join(run_dir, "figures", "prior_curves.png"), ("loss", "bits"))
@@ -242,17 +276,31 @@ def _sample_labels(config, labels, n):
 
 
 def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name=None,
-           compare=False, progress=True):
+           compare=False, force=False, progress=True):
     """Draw n code grids from the run's best prior, decode them, and save both; returns the PNG path.
 
     Writes RUN/samples/<name>.npy (indices (n, h, w) int64) and <name>.png (decoded images);
     name defaults to e.g. 'seed0_T1' (plus '_top10', '_labels' when used). labels: one
     class or n classes for a conditional prior (default: every class in turn).
+    Existing sample files are only replaced with force=True.
     compare=True also writes figures/sample_comparison.png: the flat VQ-VAE's random
     codebook rows (if RUN/flat_vqvae exists), independent cells, and these samples.
     """
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    if name is not None and (not name or name.startswith(".") or os.sep in name
+                             or "/" in name or (os.altsep and os.altsep in name)):
+        raise ValueError(f"--name must be a plain file name stem inside {run_dir}/samples (no path "
+                         f"separators, not starting with '.'), got {name!r}")
+    if name is None:
+        name = f"seed{seed}_T{temperature:g}" + (f"_top{top_k}" if top_k else "") \
+            + ("_labels" if labels is not None else "")
+    folder = os.path.join(run_dir, "samples")
+    existing = [p for p in (os.path.join(folder, f"{name}{ext}") for ext in (".npy", ".png"))
+                if os.path.exists(p)]
+    if existing and not force:
+        raise ValueError(f"{existing[0]} already exists: choose another --name, or pass --force "
+                         f"to replace it")
     vqvae = load_vqvae(run_dir)
     prior_dir = os.path.join(run_dir, "prior")
     ckpt = load_checkpoint(trained_path(run_dir, "prior", "prior", "minivq train-prior --run {run}"))
@@ -274,12 +322,9 @@ def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name
                                       top_k, part, codebook))
             bar.update(count)
     grids = onp.concatenate(grids)                                   # (n, h, w) int64
-    if name is None:
-        name = f"seed{seed}_T{temperature:g}" + (f"_top{top_k}" if top_k else "") \
-            + ("_labels" if labels is not None else "")
-    folder = os.path.join(run_dir, "samples")
     os.makedirs(folder, exist_ok=True)
-    onp.save(os.path.join(folder, f"{name}.npy"), grids)
+    with atomic_open(os.path.join(folder, f"{name}.npy")) as f:
+        onp.save(f, grids)
     images = decode(vqvae.model, vqvae.params, grids)
     title = f"PixelCNN prior, T = {temperature:g}" + (f", top-{top_k}" if top_k else "")
     path = image_grid(images, os.path.join(folder, f"{name}.png"), title=title)
@@ -316,9 +361,7 @@ def reconstruct(run_dir, n=16, kind="grid", download=False):
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     vqvae = load_vqvae(run_dir, kind)
-    dataset = load_dataset(run_config(vqvae)["data"], download=download)
-    print(f"data: {describe(dataset)}")
-    x_test = dataset.x_test
+    x_test = _training_data(vqvae, run_dir, download).x_test
     # evenly spaced, not the first n: a test set sorted by class would show one class only
     x = x_test[onp.linspace(0, len(x_test) - 1, min(n, len(x_test))).round().astype(int)]
     recon = onp.clip(vqvae.model.decode(vqvae.params, vqvae.model.encode(vqvae.params, x)[1]), 0.0, 1.0)

@@ -167,9 +167,9 @@ def test_conditional_prior_samples_the_requested_classes(run, tmp_path, capsys):
     ok("sample", "--run", run, "-n", 4, "--labels", 3, "--no-progress")
     assert onp.load(run / "samples" / "seed0_T1_labels.npy").shape == (4, 7, 7)
     assert "labels must lie in [0, 10)" in fails(capsys, "sample", "--run", run, "-n", 2,
-                                                 "--labels", 12, "--no-progress")
+                                                 "--labels", 12, "--force", "--no-progress")
     assert "one label or n = 4 labels" in fails(capsys, "sample", "--run", run, "-n", 4,
-                                                "--labels", 1, 2, "--no-progress")
+                                                "--labels", 1, 2, "--force", "--no-progress")
 
 
 def test_array_file_data_is_found_again_from_another_directory(tmp_path, monkeypatch):
@@ -261,7 +261,7 @@ def test_debug_reraises_and_interrupt_exits_130(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(pipeline, "encode", interrupted)
     err = fails(capsys, "encode", "--run", tmp_path, code=130)
-    assert "last checkpoint is kept" in err
+    assert "interrupted" in err and "checkpoint is kept" not in err   # claims no checkpoint
 
 
 def test_every_option_of_every_command_is_explained(capsys):
