@@ -61,6 +61,7 @@ def _train_vqvae(args):
                               lr=args.lr, eval_every=args.eval_every,
                               checkpoint_every=args.checkpoint_every, seed=args.seed,
                               resume=args.resume, force=args.force, download=args.download,
+                              allow_new_settings=args.allow_new_settings,
                               progress=not args.no_progress, **model)
     best = (f"best test MSE {result['test_mse']:.5f} at step {result['step']}, perplexity "
             f"{result['perplexity']:.1f}, used codes {result['used_codes']:.0f}/{result['num_codes']}"
@@ -75,7 +76,6 @@ def _encode(args):
           f"(VQ-VAE step {result['vqvae_step']}) -> {result['folder']}")
 
 
-                              allow_new_settings=args.allow_new_settings,
 def _train_prior(args):
     result = pipeline.train_prior(args.run, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                               eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
@@ -267,6 +267,8 @@ def build_parser():
                    help="file name stem (default: from the options, e.g. seed0_T1)")
     p.add_argument("--compare", action="store_true",
                    help="also draw RUN/figures/sample_comparison.png against the baselines")
+    p.add_argument("--force", action="store_true",
+                   help="replace samples of the same name (default: refuse to overwrite them)")
     p.set_defaults(handler=_sample)
 
     p = commands.add_parser("reconstruct", help="draw test images and their reconstructions",
@@ -284,8 +286,6 @@ def build_parser():
                             "trains the PixelCNN prior, samples, and writes every figure to "
                             "RUN/figures. About 10 minutes on 2 CPU cores with the defaults.")
     _common(p, "--out", "runs/demo", "output run directory; an earlier demo there is replaced "
-    p.add_argument("--force", action="store_true",
-                   help="replace samples of the same name (default: refuse to overwrite them)")
                                      "unless --resume")
     p.add_argument("--quick", action="store_true",
                    help="tiny networks and a few steps: checks the pipeline in seconds")
@@ -304,24 +304,6 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    """Run the command line `argv` (default sys.argv[1:]); returns 0, or raises SystemExit.
-
-    Library errors and OSErrors (permissions, full disk, ...) exit 2 with one line
-    `minivq: error: ...` on stderr (a diverged training run exits 1), Ctrl-C exits 130
-    saying what is on disk; --debug re-raises instead.
-    """
-    import matplotlib
-    matplotlib.use("Agg")                 # figures only go to files, never to a window
-    args = build_parser().parse_args(argv)
-    try:
-        args.handler(args)
-    except KeyboardInterrupt as interrupt:
-        if args.debug:
-            raise
-        message = str(interrupt) or "interrupted; files are written whole or not at all"
-        print(f"\nminivq: {message}", file=sys.stderr)
-        raise SystemExit(130) from None
 OS_ERROR_FIXES = {
     errno.EACCES: "permission denied: change the file's permissions or choose another --out/--run",
     errno.EPERM: "operation not permitted: change the file's permissions or choose another --out/--run",
@@ -342,14 +324,32 @@ def os_error_message(error):
     return f"{where}: {OS_ERROR_FIXES[error.errno]} ({error.strerror})"
 
 
+def main(argv=None):
+    """Run the command line `argv` (default sys.argv[1:]); returns 0, or raises SystemExit.
+
+    Library errors and OSErrors (permissions, full disk, ...) exit 2 with one line
+    `minivq: error: ...` on stderr (a diverged training run exits 1), Ctrl-C exits 130
+    saying what is on disk; --debug re-raises instead.
+    """
+    import matplotlib
+    matplotlib.use("Agg")                 # figures only go to files, never to a window
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except KeyboardInterrupt as interrupt:
+        if args.debug:
+            raise
+        message = str(interrupt) or "interrupted; files are written whole or not at all"
+        print(f"\nminivq: {message}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except OSError as error:
+        if args.debug:
+            raise
+        print(f"minivq: error: {os_error_message(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (ValueError, FileNotFoundError, CheckpointError, TrainingDivergedError) as error:
         if args.debug:
             raise
         print(f"minivq: error: {error}", file=sys.stderr)
         raise SystemExit(1 if isinstance(error, TrainingDivergedError) else 2) from None
     return 0
-    except OSError as error:
-        if args.debug:
-            raise
-        print(f"minivq: error: {os_error_message(error)}", file=sys.stderr)
-        raise SystemExit(2) from None
