@@ -20,6 +20,7 @@ from . import pipeline
 from .checkpoint import CheckpointError
 from .data import SPECS
 from .demo import demo
+from .threads import apply_threads
 from .train import TrainingDivergedError
 from .vqvae import VQVAE_DEFAULTS
 
@@ -48,6 +49,19 @@ positive_float = _number(float, lambda v: 0 < v < float("inf"), "a number > 0")
 non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
 fraction = _number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 unit_interval = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+
+
+def thread_count(text):
+    """argparse type of --threads: 'auto' or an integer >= 1."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1, got {text!r}")
+    return value
 
 
 # ---------------------------------------------------------------- the commands
@@ -128,11 +142,14 @@ def _demo(args):
 # ---------------------------------------------------------------- the parser
 
 def _common(parser, run_flag, run_default, run_help):
-    """Options every command has: the run directory, --no-progress, --debug."""
+    """Options every command has: the run directory, --no-progress, --threads, --debug."""
     flags = (run_flag, "--run" if run_flag == "--out" else "--out")
     parser.add_argument(*flags, dest="run", metavar="RUN", default=run_default,
                         help=f"{run_help} (default: {run_default})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--threads", type=thread_count, default="auto",
+                        help="numpy's BLAS threads: a number, or 'auto': the cores other processes "
+                             "leave free, unless OPENBLAS_NUM_THREADS is set (default: auto)")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error instead of a one-line message")
 
@@ -335,6 +352,7 @@ def main(argv=None):
     matplotlib.use("Agg")                 # figures only go to files, never to a window
     args = build_parser().parse_args(argv)
     try:
+        apply_threads(args.threads)       # once for the process; training bars say what it chose
         args.handler(args)
     except KeyboardInterrupt as interrupt:
         if args.debug:

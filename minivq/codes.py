@@ -17,6 +17,7 @@ import numpy as onp
 
 from .checks import check_indices, check_vectors
 from .files import atomic_save_npz
+from .threads import apply_threads
 
 CodeGrids = collections.namedtuple("CodeGrids", ["indices", "codes", "labels"])
 
@@ -35,11 +36,12 @@ def check_code_grids(grids, source="code grids"):
                      None if labels is None else labels.astype(onp.int64))
 
 
-def encode_dataset(encode_fn, x, batch_size=500, labels=None):
+def encode_dataset(encode_fn, x, batch_size=500, labels=None, threads="auto"):
     """Encode images x (N, H, W, C) in batches into CodeGrids.
 
     encode_fn(x_batch) -> (indices (B, h, w) int, codes (B, h, w, d) float), e.g.
     `lambda xb: vqvae.encode(params, xb)`. labels (N,) are kept alongside, or None.
+    threads: numpy's BLAS threads, an int or 'auto' (see minivq.threads.apply_threads).
     """
     if len(x) == 0:
         raise ValueError("encode_dataset: got no images")
@@ -47,6 +49,7 @@ def encode_dataset(encode_fn, x, batch_size=500, labels=None):
         raise ValueError(f"encode_dataset: batch_size must be positive, got {batch_size}")
     if labels is not None and len(labels) != len(x):
         raise ValueError(f"encode_dataset: {len(labels)} labels for {len(x)} images")
+    apply_threads(threads)
     all_indices, all_codes = [], []
     for start in range(0, len(x), batch_size):
         batch = x[start:start + batch_size]

@@ -177,3 +177,46 @@ def test_bad_counts_are_refused(bad, monkeypatch):
         threads.set_blas_threads(bad)
     with pytest.raises(ValueError, match="'auto' or an integer >= 1"):
         threads.apply_threads(bad)
+
+
+# ------------------------------------------------------------------ wiring: train, encode, CLI
+
+def test_train_sets_the_count_and_says_so(blas, capsys):
+    from minivq.train import train
+    params = {"w": onp.zeros(3, onp.float32)}
+    data = onp.ones((8, 3), onp.float32)
+    threads.set_blas_threads(2)
+    train(lambda p, batch: ((p["w"] - batch) ** 2).mean(), params, data, steps=2, batch_size=4,
+          lr=0.1, rng=onp.random.default_rng(0), threads=1)
+    assert threads.get_blas_threads() == 1
+    captured = capsys.readouterr()
+    assert "BLAS threads: 1 (asked for)" in captured.out            # the reason, once
+    assert "train, BLAS threads 1" in captured.err                  # the bar's description
+
+
+def test_encode_dataset_sets_the_count(blas):
+    from minivq.codes import encode_dataset
+    threads.set_blas_threads(2)
+    x = onp.zeros((4, 2, 2, 1), onp.float32)
+    encode_dataset(lambda xb: (onp.zeros((len(xb), 1, 1), int), onp.zeros((len(xb), 1, 1, 2))), x, 2,
+                   threads=1)
+    assert threads.get_blas_threads() == 1
+
+
+def test_cli_threads_flag_is_applied_before_the_command(blas, tmp_path, capsys):
+    from minivq.cli import main
+    threads.set_blas_threads(2)
+    with pytest.raises(SystemExit) as exit_info:                     # no run there: exits 2 after
+        main(["encode", "--run", str(tmp_path / "none"), "--threads", "1"])
+    assert exit_info.value.code == 2
+    assert threads.get_blas_threads() == 1
+    assert threads.apply_threads("auto", env={})[0] == 1              # kept by later 'auto' calls
+
+
+@pytest.mark.parametrize("text, message", [("0", "got '0'"), ("two", "got 'two'"), ("-1", "got '-1'")])
+def test_cli_refuses_a_bad_thread_count(text, message, capsys):
+    from minivq.cli import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", "--threads", text])
+    assert exit_info.value.code == 2
+    assert f"argument --threads: expected 'auto' or an integer >= 1, {message}" in capsys.readouterr().err
