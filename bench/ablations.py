@@ -7,21 +7,26 @@ Every variant runs in this one process, and the variants take turns: each round 
 machine hits all of them alike. The table gives the median over rounds of each round's
 median step time, and the minor page faults per step (getrusage), for:
 
-    vqvae / prior                  the reference models as they are (minivq defaults)
+    vqvae / prior                  the reference models as they are (minivq defaults: the
+                                   fast backend, minivq/fast_conv.py)
     vqvae / prior, fresh arrays    conv temporaries (padded input, im2col rows, GEMM
-                                   products) allocated anew instead of in the per-thread
-                                   scratch buffers of minivq/conv.py
+                                   products) allocated anew instead of in fast_conv's
+                                   per-thread scratch buffers (scratch_buffers=False)
     prior, full masked kernels     the PixelCNN's causal kernels convolved whole (zeros
                                    included) instead of cropped to the rows the mask keeps
     vqvae / prior, separate VJPs   conv2d's x and w gradients each on their own (x's windows
                                    gathered for dw, g's for dx) instead of both from one
-                                   gather of g (conv._conv_grads)
-    vqvae, always shared dw        conv._conv_grads for every conv that takes the gather
-                                   path, also where its dw needs more multiplies than the
-                                   plain one (the encoder's 4x4 stride-2 conv; before the
-                                   conv._shared_dw_is_cheaper rule)
+                                   gather of g (shared_dw="never")
+    vqvae, always shared dw        both from one gather of g for every conv that takes the
+                                   gather path, also where dw then needs more multiplies
+                                   (the encoder's 4x4 stride-2 conv; shared_dw="always",
+                                   i.e. without the fast_conv.shared_dw_is_cheaper rule)
+    vqvae / prior, plain backend   minivq/conv.py, the textbook primitives, instead of
+                                   fast_conv (minivq.use_backend("plain")): what the fast
+                                   path buys in all
     vqvae / prior, chunk N KiB     im2col batch chunks of N KiB instead of the default
 
+The conv settings are fast_conv's public knobs, changed with fast_conv.configured(...).
 The scratch buffers matter most where no other work has taught glibc to keep freed
 memory: a process that only trains. So the script ends by timing VQ-VAE training steps in
 fresh processes, alternately with and without the buffers, with their page faults and
@@ -37,11 +42,10 @@ import sys
 import time
 
 import numpy as onp
-from autograd.extend import defvjp_argnums
 
-import minivq.conv as conv_module
+import minivq
 from bench.bench_train import minivq_train_step
-from minivq import pixelcnn
+from minivq import fast_conv, pixelcnn
 from minivq.prior import build_prior
 from minivq.data import load_mnist_embedded
 from minivq.vqvae import build_vqvae
@@ -62,33 +66,12 @@ def prior_step(params, crop):
     return minivq_train_step(lambda p, grids: (prior.loss(p, grids), {}), params)
 
 
-def fresh_arrays(slot, shape, dtype):
-    return onp.empty(shape, dtype)
-
-
-def separate_vjps(argnums, ans, args, kwargs):
-    """conv2d's VJP maker without the shared gather: asks conv2d_vjp for one gradient at a time."""
-    vjps = [conv_module.conv2d_vjp((argnum,), ans, args, kwargs) for argnum in argnums]
-    return lambda g: tuple(vjp(g)[0] for vjp in vjps)
-
-
-def with_settings(step, scratch=True, chunk_bytes=None, joint_vjp=True, always_shared_dw=False):
-    """step wrapped so that it runs with the given conv settings, restored afterwards."""
+def with_settings(step, backend="fast", **changes):
+    """step wrapped so that it runs on `backend` with fast_conv.SETTINGS changed by `changes`
+    (chunk_bytes, scratch_buffers, shared_dw), restored afterwards."""
     def run(batch):
-        saved = conv_module._scratch_array, conv_module._CHUNK_BYTES, conv_module._shared_dw_is_cheaper
-        if not scratch:
-            conv_module._scratch_array = fresh_arrays
-        if chunk_bytes:
-            conv_module._CHUNK_BYTES = chunk_bytes
-        if not joint_vjp:
-            defvjp_argnums(conv_module.conv2d, separate_vjps)
-        if always_shared_dw:
-            conv_module._shared_dw_is_cheaper = lambda *args: True
-        try:
+        with minivq.use_backend(backend), fast_conv.configured(**changes):
             step(batch)
-        finally:
-            conv_module._scratch_array, conv_module._CHUNK_BYTES, conv_module._shared_dw_is_cheaper = saved
-            defvjp_argnums(conv_module.conv2d, conv_module.conv2d_vjp)
     return run
 
 
@@ -102,13 +85,15 @@ def main(rounds=8, steps=4, batch=128):
     cropped_prior = prior_step(prior_params, crop=True)
     variants = {
         "vqvae": (vqvae_step, images),
-        "vqvae, fresh arrays": (with_settings(vqvae_step, scratch=False), images),
+        "vqvae, fresh arrays": (with_settings(vqvae_step, scratch_buffers=False), images),
         "prior": (cropped_prior, grids),
-        "prior, fresh arrays": (with_settings(cropped_prior, scratch=False), grids),
+        "prior, fresh arrays": (with_settings(cropped_prior, scratch_buffers=False), grids),
         "prior, full masked kernels": (prior_step(prior_params, crop=False), grids),
-        "vqvae, separate VJPs": (with_settings(vqvae_step, joint_vjp=False), images),
-        "prior, separate VJPs": (with_settings(cropped_prior, joint_vjp=False), grids),
-        "vqvae, always shared dw": (with_settings(vqvae_step, always_shared_dw=True), images),
+        "vqvae, separate VJPs": (with_settings(vqvae_step, shared_dw="never"), images),
+        "prior, separate VJPs": (with_settings(cropped_prior, shared_dw="never"), grids),
+        "vqvae, always shared dw": (with_settings(vqvae_step, shared_dw="always"), images),
+        "vqvae, plain backend": (with_settings(vqvae_step, backend="plain"), images),
+        "prior, plain backend": (with_settings(cropped_prior, backend="plain"), grids),
     }
     for kib in CHUNK_KIB:
         variants[f"vqvae, chunk {kib} KiB"] = (with_settings(vqvae_step, chunk_bytes=kib << 10), images)
@@ -127,7 +112,7 @@ def main(rounds=8, steps=4, batch=128):
             faults[name].append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / steps)
             times[name].append(statistics.median(seconds))
     print(f"batch {batch}, float32, medians over {rounds} rounds of {steps} steps; "
-          f"default chunk {conv_module._CHUNK_BYTES >> 10} KiB")
+          f"default chunk {fast_conv.SETTINGS['chunk_bytes'] >> 10} KiB")
     print(f"{'variant':<30} {'ms/step':>9} {'vs default':>11} {'page faults/step':>17}")
     for name in variants:
         default = "vqvae" if name.startswith("vqvae") else "prior"
@@ -140,7 +125,7 @@ def process_variant(name, steps=15, batch=128):
     """VQ-VAE training steps in this (fresh) process, with ('scratch') or without ('fresh')
     the scratch buffers; prints page faults, system time and the median step."""
     if name == "fresh":
-        conv_module._scratch_array = fresh_arrays
+        fast_conv.SETTINGS["scratch_buffers"] = False
     model = build_vqvae()
     step = minivq_train_step(model.loss_and_aux, model.init(onp.random.default_rng(0)))
     images = load_mnist_embedded().x_train[:batch]

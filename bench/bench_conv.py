@@ -1,4 +1,4 @@
-"""Time forward + backward of minivq's conv primitives against torch on the VQ-VAE's shapes.
+"""Time forward + backward of minivq's fast conv primitives (minivq/fast_conv.py) against torch on the VQ-VAE's shapes.
 
     python -m bench.bench_conv [--batch 128] [--repeat 15] [--warmup 3] [--stat median|min] [--threads 2] [--pause 0.15]
 
@@ -32,8 +32,9 @@ import statistics
 import numpy as onp
 
 from bench.bench_train import matmul_gflops, time_interleaved
-from minivq.conv import (_phase_range, _scatter_is_cheaper, _shared_dw_is_cheaper, conv2d, conv2d_vjp,
-                         conv_output_size, conv_transpose2d, conv_transpose2d_vjp, conv_transpose_output_size)
+from minivq.conv import conv_output_size, conv_transpose_output_size
+from minivq.fast_conv import (conv2d, conv2d_vjp, conv_transpose2d, conv_transpose2d_vjp, phase_range,
+                              scatter_is_cheaper, shared_dw_is_cheaper)
 
 # (kind, C_in -> C_out as the layer sees it, kernel, stride, padding, input H=W)
 SHAPES = [
@@ -71,12 +72,12 @@ def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
     the floor that im2col convolution with numpy's BLAS cannot go below.
 
     Both primitives are the same conv2d read two ways: x (C channels, H x H) -> y (F, Ho x Ho).
-    forward (M, k*k*C) @ (k*k*C, F), M = B*Ho*Ho. Input grad as minivq.conv._conv_input_grad
+    forward (M, k*k*C) @ (k*k*C, F), M = B*Ho*Ho. Input grad as fast_conv.scatter_is_cheaper
     chooses: (M, F) @ (F, k*k*C) (scatter path) or G @ W_phases, (B*Q*Q, t*t*F) @ (t*t*F, s*s*C),
-    t = ceil(k/s), Q the blocks of s rows of x_pad that hold x (gather path; conv._phase_range).
+    t = ceil(k/s), Q the blocks of s rows of x_pad that hold x (gather path; fast_conv.phase_range).
     Weight grad: a conv whose input grad takes the gather path gets it from the same rows G
-    (conv._conv_grads), (t*t*F, B*Q*Q) @ (B*Q*Q, s*s*C), when that needs no more multiplies
-    (conv._shared_dw_is_cheaper); otherwise, and for the transposes, (k*k*C, M) @ (M, F).
+    (the joint VJP), (t*t*F, B*Q*Q) @ (B*Q*Q, s*s*C), when that needs no more multiplies
+    (fast_conv.shared_dw_is_cheaper); otherwise, and for the transposes, (k*k*C, M) @ (M, F).
     """
     if kind == "conv":
         channels, features, height = c_in, c_out, size
@@ -84,15 +85,15 @@ def make_gemm_step(kind, c_in, c_out, kernel, stride, padding, size, batch, rng)
         channels, features, height = c_out, c_in, conv_transpose_output_size(size, kernel, stride, padding)
     out = conv_output_size(height, kernel, stride, padding)
     rows, taps = batch * out * out, kernel * kernel
-    q_lo, q_hi, t = _phase_range(height, kernel, stride, padding)    # the s x s blocks of x_pad dx computes
+    q_lo, q_hi, t = phase_range(height, kernel, stride, padding)    # the s x s blocks of x_pad dx computes
     q = q_hi - q_lo
     w_shape, x_shape = (kernel, kernel, channels, features), (batch, height, height, channels)
     shapes = [(rows, taps * channels, features), (taps * channels, rows, features)]
-    if _scatter_is_cheaper(w_shape, stride):
+    if scatter_is_cheaper(w_shape, stride):
         shapes.append((rows, features, taps * channels))
     else:
         shapes.append((batch * q * q, t * t * features, stride * stride * channels))
-        if kind == "conv" and _shared_dw_is_cheaper(x_shape, w_shape, stride, (padding,) * 4):
+        if kind == "conv" and shared_dw_is_cheaper(x_shape, w_shape, stride, (padding,) * 4):
             shapes[1] = (t * t * features, batch * q * q, stride * stride * channels)
     operands = [(rng.standard_normal((m, k), dtype=onp.float32), rng.standard_normal((k, n), dtype=onp.float32))
                 for m, k, n in shapes]

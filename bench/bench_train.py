@@ -7,6 +7,8 @@ Run from the repository root. Rows (float32; 2 threads for OpenBLAS and for torc
 OPENBLAS_NUM_THREADS for both):
     vqvae step B=64/128   median seconds of one training step (forward + backward + Adam)
     prior step B=64/128   the same for the PixelCNN prior on 7x7 grids of K=64 codes
+                          (both also on minivq's plain conv backend: a plain/fast ratio line
+                          under the table, timed interleaved with the others)
     sample 64 + decode    64 code grids drawn cell by cell (49 prior passes), then decoded
     encode 10k images     encoder + nearest code, batches of 500, no gradients
     peak RSS vqvae B=128  VmHWM of a separate process per framework after --memory-steps steps
@@ -110,6 +112,13 @@ def minivq_train_step(loss_fn, params):
         params, opt_state = opt_update(params, grads, opt_state)
         return loss
     return step
+
+
+def plain_on(step, batch):
+    """step(batch) on minivq's plain conv backend (minivq/conv.py) instead of the default fast one."""
+    from minivq import use_backend
+    with use_backend("plain"):
+        return step(batch)
 
 
 def minivq_sample_and_decode(model, vq_params, prior_params, rng):
@@ -257,6 +266,8 @@ def bench_train_steps(kind, args, torch, ref, images):
         next_minivq = cycling(data)
         minivq_step = minivq_train_step(loss_fn, params)
         runners = {"minivq": lambda: minivq_step(next_minivq())}
+        next_plain, plain_step = cycling(data), minivq_train_step(loss_fn, params)
+        runners["plain"] = lambda: plain_on(plain_step, next_plain())   # the plain backend, same model
         if torch is not None:
             torch.manual_seed(0)
             if kind == "vqvae":
@@ -459,6 +470,13 @@ def format_table(rows, peak_gflops):
         mark = " !" if ratio is not None and ratio > 1.5 else ""
         lines.append(f"{name:<22} {cells[0]:>10} {cells[1]:>10} {ratio_cell:>6} {gflop_cell:>7} "
                      f"{rates[0]:>11} {rates[1]:>10}{mark}")
+    plain_rows = [(name, values, unit) for name, values, _, unit in rows if "plain" in values]
+    for name, values, unit in plain_rows:
+        lines.append(f"{name:<22} {values['plain'] * scale[unit]:>7.{digits[unit]}f} {unit} on the plain backend, "
+                     f"plain/fast {values['plain'] / values['minivq']:.2f}")
+    if plain_rows:
+        lines.append("plain backend: minivq/conv.py instead of minivq/fast_conv.py (minivq.use_backend('plain')), "
+                     "timed interleaved with the columns above")
     lines.append(f"numpy float32 matmul (2048x2048, best of 5, same run): {peak_gflops:.0f} GFLOP/s")
     if any(isinstance(gflop, dict) for _, _, gflop, _ in rows):
         lines.append(f"sample: minivq runs each cell's pass on the rows up to that cell only "

@@ -26,7 +26,7 @@ import time
 
 import numpy as onp
 
-from minivq.conv import conv2d
+from minivq.fast_conv import conv2d
 
 # Lavin & Gray's F(2x2, 3x3) matrices: B^T (4x4) for the input tile, G (4x3) for the
 # kernel, A^T (2x4) for the output; B^T and A^T are applied below as the adds they are.
