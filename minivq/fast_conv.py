@@ -369,38 +369,30 @@ def conv2d(x, w, stride=1, padding=0):
     return _conv_forward(x, w, stride, pads)
 
 
-def conv2d_vjp_x(ans, x, w, stride=1, padding=0):
-    return lambda g: _conv_input_grad(g, w, x.shape, stride, pad_sides(padding))
-
-
-def conv2d_vjp_w(ans, x, w, stride=1, padding=0):
-    return lambda g: _conv_weight_grad(x, g, w.shape, stride, pad_sides(padding))
-
-
 def conv2d_vjp(argnums, ans, args, kwargs):
     """conv2d's VJP for the arguments autograd asks for (0: x, 1: w), as a tuple in that order.
 
-    Both, where the gather path is the input grad's better one and its dw costs no more
-    multiplies than cols(x)^T @ g: one shared gather of g serves dx and dw (_conv_grads).
-    Otherwise each on its own.
+    Each on its own: dx by _conv_input_grad, dw = cols(x)^T @ g. Both at once, where the
+    gather path is the input grad's better one and its dw costs no more multiplies than
+    cols(x)^T @ g (or as SETTINGS['shared_dw'] says): one shared gather of g (_conv_grads).
     """
     x, w = args[:2]
     options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
-    stride, padding = options.get("stride", 1), options.get("padding", 0)
-    both, pads, mode = None, pad_sides(padding), SETTINGS["shared_dw"]
+    stride, pads, mode = options.get("stride", 1), pad_sides(options.get("padding", 0)), SETTINGS["shared_dw"]
+    each = (lambda g: _conv_input_grad(g, w, x.shape, stride, pads),
+            lambda g: _conv_weight_grad(x, g, w.shape, stride, pads))
     share = mode == "always" or (mode == "auto" and shared_dw_is_cheaper(x.shape, w.shape, stride, pads))
     if share and not scatter_is_cheaper(w.shape, stride):
-        both = lambda g: _conv_grads(x, w, g, stride, pads)   # noqa: E731
-    return _argnums_vjp(argnums, both, (conv2d_vjp_x, conv2d_vjp_w), ans, (x, w, stride, padding))
+        return _argnums_vjp(argnums, each, lambda g: _conv_grads(x, w, g, stride, pads))
+    return _argnums_vjp(argnums, each)
 
 
-def _argnums_vjp(argnums, both, makers, ans, args):
+def _argnums_vjp(argnums, each, both=None):
     """A VJP returning the gradients for `argnums` (a subset of (0, 1)) as a tuple in that order:
-    both(g) -> (d0, d1) when both are asked for and `both` is given, else each maker on its own."""
+    both(g) -> (d0, d1) when both are asked for and `both` is given, else each[argnum](g)."""
     if sorted(argnums) == [0, 1] and both is not None:
         return both if argnums[0] == 0 else (lambda g: both(g)[::-1])
-    vjps = [makers[argnum](ans, *args) for argnum in argnums]
-    return lambda g: tuple(vjp(g) for vjp in vjps)
+    return lambda g: tuple(each[argnum](g) for argnum in argnums)
 
 
 defvjp_argnums(conv2d, conv2d_vjp)
@@ -414,28 +406,19 @@ def conv_transpose2d(y, w, stride=1, padding=0, output_padding=0):
     return _conv_input_grad(y, w, x_shape, stride, pads)
 
 
-def conv_transpose2d_vjp_y(ans, y, w, stride=1, padding=0, output_padding=0):
-    # The adjoint of the adjoint is conv2d itself.
-    return lambda g: _conv_forward(g, w, stride, pad_sides(padding))
-
-
-def conv_transpose2d_vjp_w(ans, y, w, stride=1, padding=0, output_padding=0):
-    # <conv_transpose2d(y, w), g> = <y, conv2d(g, w)>, so dw is conv2d's weight grad at (g, y).
-    return lambda g: _conv_weight_grad(g, y, w.shape, stride, pad_sides(padding))
-
-
 def conv_transpose2d_vjp(argnums, ans, args, kwargs):
     """conv_transpose2d's VJP for the arguments asked for (0: y, 1: w), a tuple in that order.
 
-    Both read the windows of g (dy = conv2d(g, w), dw = cols(g)^T @ y): asked for
-    together, they share one im2col of g.
+    The adjoint of the adjoint is conv2d: dy = conv2d(g, w); and <conv_transpose2d(y, w), g> =
+    <y, conv2d(g, w)>, so dw is conv2d's weight grad at (g, y), cols(g)^T @ y. Both read the
+    windows of g: asked for together, they share one im2col of g.
     """
     y, w = args[:2]
     options = dict(zip(("stride", "padding", "output_padding"), args[2:]), **kwargs)
-    stride, padding = options.get("stride", 1), options.get("padding", 0)
-    both = lambda g: _conv_forward_and_weight_grad(g, w, y, stride, pad_sides(padding))   # noqa: E731
-    return _argnums_vjp(argnums, both, (conv_transpose2d_vjp_y, conv_transpose2d_vjp_w), ans,
-                        (y, w, stride, padding))
+    stride, pads = options.get("stride", 1), pad_sides(options.get("padding", 0))
+    each = (lambda g: _conv_forward(g, w, stride, pads),
+            lambda g: _conv_weight_grad(g, y, w.shape, stride, pads))
+    return _argnums_vjp(argnums, each, lambda g: _conv_forward_and_weight_grad(g, w, y, stride, pads))
 
 
 defvjp_argnums(conv_transpose2d, conv_transpose2d_vjp)

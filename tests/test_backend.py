@@ -24,8 +24,9 @@ def counting(monkeypatch, module):
 def run_layers(rng):
     """A Conv2d and a ConvTranspose2d layer, forward and gradient, float64."""
     x = rng.standard_normal((2, 6, 6, 3))
-    (_, conv_params), (_, up_params) = Conv2d(4, 3, 2, 1)[0](rng, (6, 6, 3)), ConvTranspose2d(2, 4, 2, 1)[0](rng, (3, 3, 4))
-    apply_conv, apply_up = Conv2d(4, 3, 2, 1)[1], ConvTranspose2d(2, 4, 2, 1)[1]
+    init_conv, apply_conv = Conv2d(4, 3, 2, 1)
+    init_up, apply_up = ConvTranspose2d(2, 4, 2, 1)
+    (_, conv_params), (_, up_params) = init_conv(rng, (6, 6, 3)), init_up(rng, (3, 3, 4))
     loss = lambda params: onp.sum(apply_up(params[1], apply_conv(params[0], x)) ** 2)
     return loss((conv_params, up_params)), grad(loss)((conv_params, up_params))
 
