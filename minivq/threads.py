@@ -19,8 +19,8 @@ that started a few seconds ago (it is a one-minute moving average).
 
 An explicit OPENBLAS_NUM_THREADS or OMP_NUM_THREADS in the environment is the user's
 choice: "auto" then leaves the count alone; so it does after `apply_threads(n)` (the
-CLI's --threads n). Where no OpenBLAS is found (another BLAS,
-another OS) everything fails soft: the functions return None and the description says so.
+CLI's --threads n). Where no OpenBLAS is found (another BLAS, another OS) everything
+fails soft: the functions return None and the description says so.
 
 Nothing happens on `import minivq`: the count is process-wide state shared with the
 user's other numpy code, and the load at import is not the load when training starts.
