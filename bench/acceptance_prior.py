@@ -38,8 +38,9 @@ from minivq.codes import encode_dataset, save_code_grids        # noqa: E402
 from minivq.data import load_dataset                                              # noqa: E402
 from minivq.prior import build_prior, make_config                # noqa: E402
 from minivq.plots import image_grid, sample_comparison                            # noqa: E402
-from minivq.sampling import (independent_bits, random_codebook_rows, sample_grids,   # noqa: E402
-                             sample_independent, uniform_bits, unigram_bits)
+from minivq.baselines import (independent_bits, random_codebook_rows, sample_independent,   # noqa: E402
+                              uniform_bits, unigram_bits)
+from minivq.sampling import sample_grids                         # noqa: E402
 from minivq.train import train                                                    # noqa: E402
 from minivq.vqvae import build_vqvae                                              # noqa: E402
 

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from minivq.data import load_mnist_embedded                      # noqa: E402
 from minivq.plots import (codebook_usage, history_records, image_grid, reconstructions,   # noqa: E402
                           sample_comparison, training_curves)
-from minivq.sampling import random_codebook_rows                 # noqa: E402
+from minivq.baselines import random_codebook_rows                # noqa: E402
 from minivq.train import train                                   # noqa: E402
 from minivq.tree import tree_count                               # noqa: E402
 from minivq.vqvae import build_vqvae                             # noqa: E402

@@ -36,8 +36,8 @@ from demos.demo_common import grid_vqvae, spread, unseen_pair_rate   # noqa: E40
 from minivq.codes import encode_dataset                          # noqa: E402
 from minivq.data import load_mnist_embedded                      # noqa: E402
 from minivq.plots import code_grid_map, image_grid, sample_comparison   # noqa: E402
-from minivq.sampling import (independent_bits, position_marginals, sample_independent,   # noqa: E402
-                             uniform_bits, unigram_bits)
+from minivq.baselines import (independent_bits, position_marginals, sample_independent,   # noqa: E402
+                              uniform_bits, unigram_bits)
 
 
 def main(vqvae_run=None, vqvae_steps=1000, batch_size=128, lr=1e-3, hidden=64, n_samples=64, seed=0,

@@ -39,8 +39,9 @@ from minivq.codes import encode_dataset                          # noqa: E402
 from minivq.data import load_mnist_embedded                      # noqa: E402
 from minivq.prior import build_prior, make_config                # noqa: E402
 from minivq.plots import sample_comparison, training_curves      # noqa: E402
-from minivq.sampling import (independent_bits, sample_grids, sample_independent,   # noqa: E402
-                             uniform_bits, unigram_bits)
+from minivq.baselines import (independent_bits, sample_independent, uniform_bits,   # noqa: E402
+                              unigram_bits)
+from minivq.sampling import sample_grids                         # noqa: E402
 from minivq.train import train                                   # noqa: E402
 from minivq.tree import tree_count                               # noqa: E402
 

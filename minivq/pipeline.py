@@ -24,8 +24,9 @@ from .plots import (code_grid_map, codebook_usage, history_records, image_grid, 
 from .quantize import perplexity, used_codes
 from .run_dir import (MODEL_DIRS, check_same_data, check_same_vqvae, data_sha256, load_codes,
                       load_vqvae, prepare, replacing, resolve, run_config, trained_path)
-from .sampling import (independent_bits, random_codebook_rows, sample_grids,
-                       sample_independent, uniform_bits, unigram_bits)
+from .baselines import (independent_bits, random_codebook_rows, sample_independent, uniform_bits,
+                        unigram_bits)
+from .sampling import sample_grids
 from .train import check_settings, train
 from .vqvae import build_vqvae, code_grid_shape, init_codebook_from_batch, make_vqvae_config
 

@@ -11,9 +11,7 @@ cell (i, j) runs on the grid cropped to its first i + 1 rows: about (h + 1) / (2
 full work, i.e. 4/7 on a 7x7 grid. tests/test_sampling.py checks the result against a
 full recompute at every cell.
 
-Baselines for the NLL table and the sample figure: uniform (log2 K bits), the global
-unigram, independent cells (one categorical per grid position), and random rows of a
-flat VQ-VAE's codebook.
+The baselines the prior must beat live in baselines.py.
 """
 import math
 
@@ -21,8 +19,6 @@ import numpy as onp
 
 from .checks import check_indices
 from .prior import check_labels
-
-GRIDS = ("N", "h", "w")   # shape pattern of a stack of index grids
 
 
 def _check_sampling_options(temperature, top_k):
@@ -97,53 +93,3 @@ def sample_grids(prior, params, n, h, w, rng, temperature=1.0, top_k=None, label
             logits = prior.logits(params, inputs, labels)[:, i, j]   # (n, K)
             grid[:, i, j] = sample_from_logits(logits, rng, temperature, top_k, greedy)
     return grid
-
-
-def position_marginals(indices, num_codes, alpha=0.0):
-    """Per-position code frequencies p[i, j, k] from grids (N, h, w), add-alpha smoothed: (h, w, K)."""
-    indices = check_indices(indices, num_codes, GRIDS, nonempty=True)
-    one_hot = indices[..., None] == onp.arange(num_codes)           # (N, h, w, K)
-    counts = one_hot.sum(axis=0) + alpha                            # (h, w, K)
-    return counts / counts.sum(axis=-1, keepdims=True)
-
-
-def sample_independent(train_indices, num_codes, n, rng):
-    """n grids (n, h, w) int64 with every cell drawn independently from its position's marginal."""
-    cdf = onp.cumsum(position_marginals(train_indices, num_codes), axis=-1)   # (h, w, K)
-    u = rng.random((n,) + cdf.shape[:2])[..., None]                            # (n, h, w, 1)
-    return onp.minimum((cdf[None] <= u).sum(axis=-1), num_codes - 1).astype(onp.int64)
-
-
-def random_codebook_rows(codebook, n, rng):
-    """Baseline for a flat VQ-VAE (one code per image): n uniformly chosen codebook rows.
-
-    codebook: (K, d) -> (indices (n,) int64, rows (n, d)); decode the rows to get images.
-    """
-    codebook = onp.asarray(codebook)
-    if codebook.ndim != 2 or len(codebook) == 0:
-        raise ValueError(f"codebook must have shape (K, d), got {codebook.shape}")
-    indices = rng.integers(0, len(codebook), size=n).astype(onp.int64)
-    return indices, codebook[indices]
-
-
-def uniform_bits(num_codes):
-    """NLL of the uniform prior: log2 K bits per code."""
-    return math.log2(num_codes)
-
-
-def unigram_bits(train_indices, test_indices, num_codes, alpha=1.0):
-    """Held-out bits per code of one global code distribution, add-alpha smoothed on train."""
-    train_indices = check_indices(train_indices, num_codes, GRIDS, "train_indices", True)
-    counts = onp.bincount(train_indices.ravel(), minlength=num_codes) + alpha         # (K,)
-    test_indices = check_indices(test_indices, num_codes, GRIDS, "test_indices", True)
-    return float(-onp.mean(onp.log2(counts[test_indices] / counts.sum())))
-
-
-def independent_bits(train_indices, test_indices, num_codes, alpha=1.0):
-    """Held-out bits per code of the independent-cells model (per-position marginals)."""
-    p = position_marginals(train_indices, num_codes, alpha)                         # (h, w, K)
-    test_indices = check_indices(test_indices, num_codes, GRIDS, "test_indices", True)
-    if test_indices.shape[1:] != p.shape[:2]:
-        raise ValueError(f"test grids {test_indices.shape[1:]} differ from train grids {p.shape[:2]}")
-    rows, cols = onp.meshgrid(onp.arange(p.shape[0]), onp.arange(p.shape[1]), indexing="ij")
-    return float(-onp.mean(onp.log2(p[rows, cols, test_indices])))                  # p[i, j, x[n,i,j]]
