@@ -14,6 +14,8 @@ Sources, chosen with `load_dataset(spec)`:
   content; fetched only when `download=True` (CLI `--download`). See `idx.py`.
 - 'cifar10': the binary version of CIFAR-10 from `$MINIVQ_DATA/cifar10`, the same way.
   See `cifar.py`.
+- 'italy-power': 1029 + 67 sequences of 24 hourly values (UCR ItalyPowerDemand, shipped in
+  `assets/italy_power_demand.npz`), as (N, 1, 24, 1) "images" one row high; works offline.
 - a .npy/.npz file; a folder of .png/.jpg images (no labels); a folder of class
   sub-folders, `root/<class>/*.png` (labels 0.. in sorted class-name order).
 """
@@ -33,7 +35,7 @@ Dataset = collections.namedtuple("Dataset", ["x_train", "y_train", "x_test", "y_
                                  defaults=(None, None))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
-SPECS = ("mnist-embedded", "mnist-5k", "mnist", "fashion-mnist", "cifar10", "<file.npy|file.npz>",
+SPECS = ("mnist-embedded", "mnist-5k", "mnist", "fashion-mnist", "cifar10", "italy-power", "<file.npy|file.npz>",
          "<folder of images>", "<folder of class sub-folders of images>")
 
 
@@ -93,6 +95,7 @@ ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 ASSET_SHA256 = {
     "mnist_10k.npz": "bd79f7ed5966958b3730a54cc40277d9724a46be9ca87851bbb4432dc8111759",
     "mnist_5k.npz": "3c332f088f2df593616efda40c7700ffd35e38a44d7b7d49bb2b9927f8a02492",
+    "italy_power_demand.npz": "ba1d446490a424d10e169a4f9b61e8995cf8bececbd872820a17924cb7021738",
 }
 EMBEDDED_TEST_FRACTION = 0.1   # per digit, the last 10% of the embedded images are held out
 
@@ -124,13 +127,15 @@ def split_per_digit(y, test_fraction=EMBEDDED_TEST_FRACTION):
     return onp.concatenate(train_rows), onp.concatenate(test_rows)
 
 
-def _asset_arrays(name, shapes):
-    """{key: uint8 array} from a checksummed asset, each checked against shapes[key]."""
+def _asset_arrays(name, shapes, dtypes=None):
+    """{key: array} from a checksummed asset, each checked against shapes[key] and its dtype
+    (dtypes[key], default uint8)."""
     with onp.load(io.BytesIO(read_asset(name)), allow_pickle=False) as f:
         arrays = {key: f[key] for key in shapes}
     for key, shape in shapes.items():
-        if arrays[key].shape != shape or arrays[key].dtype != onp.uint8:
-            raise ValueError(f"{name} is damaged: {key} should be uint8 {shape}, "
+        dtype = onp.dtype((dtypes or {}).get(key, onp.uint8))
+        if arrays[key].shape != shape or arrays[key].dtype != dtype:
+            raise ValueError(f"{name} is damaged: {key} should be {dtype} {shape}, "
                              f"got {arrays[key].dtype} {arrays[key].shape}")
     return arrays
 
@@ -155,6 +160,36 @@ def load_mnist_embedded(size=10000):
     x, y = to_images(arrays["x"]), arrays["y"].astype(onp.int64)
     train, test = split_per_digit(y)
     return Dataset(x[train], y[train], x[test], y[test])
+
+
+# The archive z-normalises every series; its 1096 series span [-2.39, 3.29]. This round,
+# slightly wider range maps them into [0, 1], the range every minivq model expects.
+ITALY_POWER_RANGE = (-2.5, 3.5)
+ITALY_POWER_CLASSES = ("1", "2")   # the archive's labels: days of Oct-Mar vs Apr-Sep (see assets/README.md)
+
+
+def load_italy_power(scaled=True):
+    """UCR ItalyPowerDemand, shipped: one day's 24 hourly electricity demands per series.
+
+    The archive's partition kept, roles swapped for generative training: train = its TEST
+    file (1029 series), test = its TRAIN file (67), each in file order (the archive made the
+    training part small on purpose, to make classification hard). Returns x (N, 1, 24, 1)
+    float32, a sequence as an image one row high; scaled=True maps values v to
+    (v - lo) / (hi - lo) with (lo, hi) = ITALY_POWER_RANGE, scaled=False keeps the
+    archive's z-normalised values. Labels 0/1 are the archive's 1/2.
+    """
+    arrays = _asset_arrays("italy_power_demand.npz",
+                           {"x_train": (67, 24), "y_train": (67,), "x_test": (1029, 24), "y_test": (1029,)},
+                           {"x_train": onp.float32, "x_test": onp.float32})
+    lo, hi = ITALY_POWER_RANGE
+
+    def series(x):
+        x = (x - onp.float32(lo)) / onp.float32(hi - lo) if scaled else x
+        return x.reshape(len(x), 1, -1, 1).astype(onp.float32)   # (N, 24) -> (N, 1, 24, 1)
+
+    return Dataset(series(arrays["x_test"]), arrays["y_test"].astype(onp.int64),
+                   series(arrays["x_train"]), arrays["y_train"].astype(onp.int64), ITALY_POWER_CLASSES,
+                   "italy-power (UCR ItalyPowerDemand, embedded; train = the archive's TEST part)")
 
 
 def load_idx_dataset(name, root=None, download=False):
@@ -289,6 +324,8 @@ def load_dataset(spec="mnist-embedded", download=False):
         return load_idx_dataset(spec, download=download)
     if spec == "cifar10":
         return load_cifar10_dataset(download=download)
+    if spec == "italy-power":
+        return load_italy_power()
     if os.path.isdir(spec):
         return load_image_folder(spec)
     if spec.endswith((".npy", ".npz")):
