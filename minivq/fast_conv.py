@@ -17,7 +17,8 @@ this code lived until the plain/fast split):
   trains, 89.7-89.9 ms per step against 119.5-120.9 ms with fresh arrays.
 - Input grad by gather (_subpixel, Shi et al. 2016): each of the s*s output phases is a
   stride-1 correlation of g with a t x t sub-kernel, t = ceil(k/s), all from one GEMM over
-  one gather of g. conv.py's col2im scatter stays where it copies fewer numbers (few
+  one gather of g. Per-axis strides (sh, sw) and kernels (kh, kw) take the same path with
+  sh*sw phases and t_h x t_w sub-kernels (no fallback; the square case is unchanged). conv.py's col2im scatter stays where it copies fewer numbers (few
   channels: scatter_is_cheaper, a measured crossover; no step timing is recorded for it).
 - Joint VJPs (conv2d_vjp, conv_transpose2d_vjp, SETTINGS['shared_dw']): asked for both
   gradients, conv2d takes dx and dw from one gather of g (_conv_grads) and a transposed conv
@@ -40,7 +41,7 @@ import threading
 import numpy as onp
 from autograd.extend import defvjp_argnums, primitive
 
-from .conv import check_conv_args, conv_output_size, conv_transpose_output_size, pad_sides
+from .conv import check_conv_args, conv_output_size, conv_transpose_output_size, pad_sides, pair
 
 __all__ = ["SETTINGS", "configured", "conv2d", "conv2d_vjp", "conv_transpose2d", "conv_transpose2d_vjp",
            "conv_output_size", "conv_transpose_output_size", "phase_range", "scatter_is_cheaper",
@@ -106,15 +107,15 @@ def _pad_or_crop(x, top, bottom, left, right):
     return out
 
 
-def _windows(x_pad, kh, kw, stride, out_h, out_w):
+def _windows(x_pad, kh, kw, strides, out_h, out_w):
     """Strided view of every conv window, no copy.
 
     x_pad: (B, Hp, Wp, C) -> view (B, Ho, Wo, kh, kw, C) with
-    view[n,i,j,u,v,c] = x_pad[n, s*i+u, s*j+v, c].
+    view[n,i,j,u,v,c] = x_pad[n, sh*i+u, sw*j+v, c], strides (sh, sw).
     """
-    sb, sh, sw, sc = x_pad.strides
+    (sh, sw), (byte_b, byte_h, byte_w, byte_c) = strides, x_pad.strides
     shape = (x_pad.shape[0], out_h, out_w, kh, kw, x_pad.shape[3])
-    strides = (sb, stride * sh, stride * sw, sh, sw, sc)
+    strides = (byte_b, sh * byte_h, sw * byte_w, byte_h, byte_w, byte_c)
     return onp.lib.stride_tricks.as_strided(x_pad, shape, strides, writeable=False)
 
 
@@ -142,21 +143,21 @@ def _scratch_array(slot, shape, dtype):
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-def _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
+def _im2col_chunks(x, kh, kw, strides, pads, out_h, out_w):
     """im2col one batch chunk at a time: yields (batch slice n, rows), rows (b*Ho*Wo, kh*kw*C),
 
-    rows[(n,i,j), (u,v,c)] = x_pad[n, s*i+u, s*j+v, c] with x_pad = _pad_or_crop(x, *pads).
+    rows[(n,i,j), (u,v,c)] = x_pad[n, sh*i+u, sw*j+v, c] with x_pad = _pad_or_crop(x, *pads).
     x is padded once (a copy 1/(kh*kw) the size of the rows); the rows are gathered a chunk
     at a time into one reused scratch buffer, so each copy is still in cache for the matmul
     that reads it. A chunk's rows are overwritten by the next chunk's.
     """
     c_in = x.shape[3]
     chunks = _batch_chunks(x.shape[0], out_h * out_w * kh * kw * c_in * x.itemsize)
-    if (kh, kw, stride) == (1, 1, 1) and not any(pads):
+    if (kh, kw, *strides) == (1, 1, 1, 1) and not any(pads):
         for n in chunks:                       # a 1x1 conv's rows are the pixels themselves
             yield n, x[n].reshape(-1, c_in)    # a view when x is contiguous (read only)
         return
-    windows = _windows(_pad_or_crop(x, *pads), kh, kw, stride, out_h, out_w)   # (B, Ho, Wo, kh, kw, C)
+    windows = _windows(_pad_or_crop(x, *pads), kh, kw, strides, out_h, out_w)   # (B, Ho, Wo, kh, kw, C)
     for n in chunks:
         if c_in == 1:
             # One channel (grey images): a window row is only kw numbers, too short a copy.
@@ -171,20 +172,19 @@ def _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
         yield n, rows.reshape(-1, kh * kw * c_in)
 
 
-def _conv_forward(x, w, stride, pads):
+def _conv_forward(x, w, strides, pads):
     """y = cols(x) @ W: (B*Ho*Wo, kh*kw*C) @ (kh*kw*C, F) -> (B, Ho, Wo, F); pads (top, bottom, left, right)."""
     kh, kw, c_in, c_out = w.shape
-    top, bottom, left, right = pads
-    out_h = (x.shape[1] + top + bottom - kh) // stride + 1
-    out_w = (x.shape[2] + left + right - kw) // stride + 1
+    out_h = conv_output_size(x.shape[1], kh, strides[0], pads[:2])
+    out_w = conv_output_size(x.shape[2], kw, strides[1], pads[2:])
     y = onp.empty((x.shape[0], out_h, out_w, c_out), onp.result_type(x, w))
     w_mat = w.reshape(kh * kw * c_in, c_out)
-    for n, rows in _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
+    for n, rows in _im2col_chunks(x, kh, kw, strides, pads, out_h, out_w):
         onp.matmul(rows, w_mat, out=y[n].reshape(-1, c_out))      # (b*Ho*Wo, F), written in place
     return y
 
 
-def _conv_forward_and_weight_grad(x, w, g, stride, pads):
+def _conv_forward_and_weight_grad(x, w, g, strides, pads):
     """(conv2d(x, w), d<g, conv2d(x, w)>/dw) from one im2col of x: conv_transpose2d's two
     VJPs, which are exactly these two maps of its upstream gradient."""
     kh, kw, c_in, c_out = w.shape
@@ -192,52 +192,53 @@ def _conv_forward_and_weight_grad(x, w, g, stride, pads):
     y = onp.empty(g.shape[:3] + (c_out,), onp.result_type(x, w))
     w_mat = w.reshape(kh * kw * c_in, c_out)
     dw = onp.zeros((kh * kw * c_in, c_out), onp.result_type(x, g))
-    for n, rows in _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
+    for n, rows in _im2col_chunks(x, kh, kw, strides, pads, out_h, out_w):
         onp.matmul(rows, w_mat, out=y[n].reshape(-1, c_out))
         dw += rows.T @ g[n].reshape(-1, c_out)
     return y, dw.reshape(w.shape)
 
 
-def _conv_weight_grad(x, g, w_shape, stride, pads):
+def _conv_weight_grad(x, g, w_shape, strides, pads):
     """d<g, conv2d(x, w)>/dw = cols(x)^T @ g, (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F) -> HWIO,
     summed over batch chunks."""
     kh, kw, c_in, c_out = w_shape
     _, out_h, out_w, _ = g.shape
     dw = onp.zeros((kh * kw * c_in, c_out), onp.result_type(x, g))
-    for n, rows in _im2col_chunks(x, kh, kw, stride, pads, out_h, out_w):
+    for n, rows in _im2col_chunks(x, kh, kw, strides, pads, out_h, out_w):
         dw += rows.T @ g[n].reshape(-1, c_out)
     return dw.reshape(w_shape)
 
 
-def _col2im(g, w, x_shape, stride, pads):
+def _col2im(g, w, x_shape, strides, pads):
     """dx by scatter: cols = g @ W^T (B, Ho, Wo, kh, kw, C), then kh*kw strided adds
-    x_pad[n, s*i+u, s*j+v, c] += cols[n,i,j,u,v,c]; crop the padding (only top and left matter)."""
-    kh, kw, c_in, c_out = w.shape
+    x_pad[n, sh*i+u, sw*j+v, c] += cols[n,i,j,u,v,c]; crop the padding (only top and left matter)."""
+    (kh, kw, c_in, c_out), (sh, sw) = w.shape, strides
     batch, out_h, out_w, _ = g.shape
     _, height, width, _ = x_shape
     top, _, left, _ = pads
     cols = g.reshape(-1, c_out) @ w.reshape(kh * kw * c_in, c_out).T   # (B*Ho*Wo, kh*kw*C)
     cols = cols.reshape(batch, out_h, out_w, kh, kw, c_in)
-    x_pad = onp.zeros((batch, max(top + height, stride * (out_h - 1) + kh),
-                       max(left + width, stride * (out_w - 1) + kw), c_in), cols.dtype)
+    x_pad = onp.zeros((batch, max(top + height, sh * (out_h - 1) + kh),
+                       max(left + width, sw * (out_w - 1) + kw), c_in), cols.dtype)
     for u in range(kh):
         for v in range(kw):
-            x_pad[:, u:u + stride * out_h:stride, v:v + stride * out_w:stride, :] += cols[:, :, :, u, v, :]
+            x_pad[:, u:u + sh * out_h:sh, v:v + sw * out_w:sw, :] += cols[:, :, :, u, v, :]
     return x_pad[:, top:top + height, left:left + width, :]
 
 
-def _phase_kernels(w, stride):
+def _phase_kernels(w, strides):
     """conv2d's weights regrouped for the sub-pixel form of its transpose (see _subpixel).
 
-    w (kh, kw, C, F) -> (t*t*F, s*s*C) with t = ceil(k/s) and, writing u = s*m + r,
-    out[(t-1-m, t-1-m', f), (r, r', c)] = w[s*m+r, s*m'+r', c, f]   (zero where u >= kh).
+    w (kh, kw, C, F) -> (t_h*t_w*F, sh*sw*C) with t_h = ceil(kh/sh), t_w = ceil(kw/sw) and,
+    writing u = sh*m + r, v = sw*m' + r',
+    out[(t_h-1-m, t_w-1-m', f), (r, r', c)] = w[sh*m+r, sw*m'+r', c, f]   (zero where u >= kh or v >= kw).
     """
-    kh, kw, c_in, c_out = w.shape
-    t_h, t_w = -(-kh // stride), -(-kw // stride)
-    w = onp.pad(w, ((0, t_h * stride - kh), (0, t_w * stride - kw), (0, 0), (0, 0)), mode="constant")
-    w = w.reshape(t_h, stride, t_w, stride, c_in, c_out)[::-1, :, ::-1]   # (m, r, m', r', C, F), m flipped
+    (kh, kw, c_in, c_out), (sh, sw) = w.shape, strides
+    t_h, t_w = -(-kh // sh), -(-kw // sw)
+    w = onp.pad(w, ((0, t_h * sh - kh), (0, t_w * sw - kw), (0, 0), (0, 0)), mode="constant")
+    w = w.reshape(t_h, sh, t_w, sw, c_in, c_out)[::-1, :, ::-1]   # (m, r, m', r', C, F), m flipped
     # (m, r, m', r', C, F) -> (m, m', F, r, r', C): rows match a window of g, columns an output phase
-    return w.transpose(0, 2, 5, 1, 3, 4).reshape(t_h * t_w * c_out, stride * stride * c_in)
+    return w.transpose(0, 2, 5, 1, 3, 4).reshape(t_h * t_w * c_out, sh * sw * c_in)
 
 
 def phase_range(size, kernel, stride, padding):
@@ -245,87 +246,88 @@ def phase_range(size, kernel, stride, padding):
     return padding // stride, -(-(padding + size) // stride), -(-kernel // stride)
 
 
-def _subpixel(g, w, x_shape, stride, pads):
+def _subpixel(g, w, x_shape, strides, pads):
     """dx by gather (Shi et al. 2016, "Real-time single image and video super-resolution").
 
-    Split each padded output row into a phase, a = s*q + r with r in [0, s). Only taps
-    u = s*m + r reach phase r, from input row i = q - m, so
+    Split each padded output row into a phase, a = sh*q + r with r in [0, sh) (columns
+    likewise with sw). Only taps u = sh*m + r reach phase r, from input row i = q - m, so
 
-        x_pad[n, s*q+r, s*q'+r', c] = sum_{m,m',f} g[n, q-m, q'-m', f] w[s*m+r, s*m'+r', c, f]:
+        x_pad[n, sh*q+r, sw*q'+r', c] = sum_{m,m',f} g[n, q-m, q'-m', f] w[sh*m+r, sw*m'+r', c, f]:
 
-    for every phase a stride-1 correlation of g with a flipped t x t kernel, t = ceil(k/s).
-    All s*s phases read the same t x t windows of g, so one GEMM gives them all:
-        (B*Q*Q', t*t*F) @ (t*t*F, s*s*C) -> (B, Q, Q', s, s, C) -> depth-to-space -> crop.
+    for every phase a stride-1 correlation of g with a flipped t_h x t_w kernel, t = ceil(k/s)
+    per axis. All sh*sw phases read the same windows of g, so one GEMM gives them all:
+        (B*Q*Q', t_h*t_w*F) @ (t_h*t_w*F, sh*sw*C) -> (B, Q, Q', sh, sw, C) -> depth-to-space -> crop.
+    Square and non-square strides take the same path (sh == sw is the common case).
     """
-    return _subpixel_grads(g, w, x_shape, stride, pads)[0]
+    return _subpixel_grads(g, w, x_shape, strides, pads)[0]
 
 
-def _subpixel_grads(g, w, x_shape, stride, pads, x=None):
+def _subpixel_grads(g, w, x_shape, strides, pads, x=None):
     """_subpixel's dx, and with x also dw from the same rows of g (see _conv_grads)."""
-    kh, kw, c_in, c_out = w.shape
+    (kh, kw, c_in, c_out), (sh, sw) = w.shape, strides
     batch, out_h, out_w, _ = g.shape
     _, height, width, _ = x_shape
     top, _, left, _ = pads                     # x sits at rows top.., columns left.. of x_pad
-    q_lo, q_hi, t_h = phase_range(height, kh, stride, top)
-    r_lo, r_hi, t_w = phase_range(width, kw, stride, left)
-    grid = (batch, q_hi - q_lo, stride, r_hi - r_lo, stride, c_in)   # x_pad rows [s*q_lo, s*q_hi) in s x s blocks
-    top, left = top - stride * q_lo, left - stride * r_lo            # where x sits in that grid
+    q_lo, q_hi, t_h = phase_range(height, kh, sh, top)
+    r_lo, r_hi, t_w = phase_range(width, kw, sw, left)
+    grid = (batch, q_hi - q_lo, sh, r_hi - r_lo, sw, c_in)   # x_pad rows [sh*q_lo, sh*q_hi) in sh x sw blocks
+    top, left = top - sh * q_lo, left - sw * r_lo            # where x sits in that grid
     # rows q - m for q in [q_lo, q_hi), m in [0, t): g rows [q_lo - t + 1, q_hi), zeros outside g
     g_pads = (t_h - 1 - q_lo, q_hi - out_h, t_w - 1 - r_lo, r_hi - out_w)
-    w_phases = _phase_kernels(w, stride)                                      # (t*t*F, s*s*C)
-    x_pad = onp.empty((batch, grid[1] * stride, grid[3] * stride, c_in), onp.result_type(g, w))
-    # depth-to-space as a view: (B, Q*s, Q'*s, C) -> (B, Q, s, Q', s, C) -> (B, Q, Q', s, s, C)
+    w_phases = _phase_kernels(w, strides)                                     # (t_h*t_w*F, sh*sw*C)
+    x_pad = onp.empty((batch, grid[1] * sh, grid[3] * sw, c_in), onp.result_type(g, w))
+    # depth-to-space as a view: (B, Q*sh, Q'*sw, C) -> (B, Q, sh, Q', sw, C) -> (B, Q, Q', sh, sw, C)
     phases = x_pad.reshape(grid).transpose(0, 1, 3, 2, 4, 5)
     if x is not None:
-        # space-to-depth of x: X[n, q, q', r, r', c] = x_pad[n, s*q+r, s*q'+r', c], as rows
+        # space-to-depth of x: X[n, q, q', r, r', c] = x_pad[n, sh*q+r, sw*q'+r', c], as rows
         x_grid = x
-        if (top, left, grid[1] * stride, grid[3] * stride) != (0, 0, height, width):   # x must be padded
-            x_grid = onp.zeros((batch, grid[1] * stride, grid[3] * stride, c_in), x.dtype)
+        if (top, left, grid[1] * sh, grid[3] * sw) != (0, 0, height, width):   # x must be padded
+            x_grid = onp.zeros((batch, grid[1] * sh, grid[3] * sw, c_in), x.dtype)
             x_grid[:, top:top + height, left:left + width] = x
         # a view at stride 1 (x itself), one copy otherwise
-        x_rows = x_grid.reshape(grid).transpose(0, 1, 3, 2, 4, 5).reshape(batch, -1, stride * stride * c_in)
-        dw_phases = onp.zeros(w_phases.shape, onp.result_type(x, g))          # (t*t*F, s*s*C)
-    for n, rows in _im2col_chunks(g, t_h, t_w, 1, g_pads, grid[1], grid[3]):
+        x_rows = x_grid.reshape(grid).transpose(0, 1, 3, 2, 4, 5).reshape(batch, -1, sh * sw * c_in)
+        dw_phases = onp.zeros(w_phases.shape, onp.result_type(x, g))          # (t_h*t_w*F, sh*sw*C)
+    for n, rows in _im2col_chunks(g, t_h, t_w, (1, 1), g_pads, grid[1], grid[3]):
         product = _scratch_array("product", (rows.shape[0], w_phases.shape[1]), x_pad.dtype)
-        onp.matmul(rows, w_phases, out=product)                           # (b*Q*Q', s*s*C)
-        phases[n] = product.reshape(phases[n].shape)                      # -> (b, Q, Q', s, s, C)
+        onp.matmul(rows, w_phases, out=product)                           # (b*Q*Q', sh*sw*C)
+        phases[n] = product.reshape(phases[n].shape)                      # -> (b, Q, Q', sh, sw, C)
         if x is not None:
-            dw_phases += rows.T @ x_rows[n].reshape(-1, stride * stride * c_in)
+            dw_phases += rows.T @ x_rows[n].reshape(-1, sh * sw * c_in)
     dx = x_pad[:, top:top + height, left:left + width, :]
-    return dx, (None if x is None else _phase_kernels_inverse(dw_phases, w.shape, stride))
+    return dx, (None if x is None else _phase_kernels_inverse(dw_phases, w.shape, strides))
 
 
-def _phase_kernels_inverse(w_phases, w_shape, stride):
-    """(t*t*F, s*s*C) -> (kh, kw, C, F): undoes _phase_kernels (taps u >= kh dropped)."""
-    kh, kw, c_in, c_out = w_shape
-    t_h, t_w = -(-kh // stride), -(-kw // stride)
-    w = w_phases.reshape(t_h, t_w, c_out, stride, stride, c_in).transpose(0, 3, 1, 4, 5, 2)  # (m, r, m', r', C, F)
-    w = w[::-1, :, ::-1].reshape(t_h * stride, t_w * stride, c_in, c_out)                 # m unflipped
+def _phase_kernels_inverse(w_phases, w_shape, strides):
+    """(t_h*t_w*F, sh*sw*C) -> (kh, kw, C, F): undoes _phase_kernels (taps u >= kh, v >= kw dropped)."""
+    (kh, kw, c_in, c_out), (sh, sw) = w_shape, strides
+    t_h, t_w = -(-kh // sh), -(-kw // sw)
+    w = w_phases.reshape(t_h, t_w, c_out, sh, sw, c_in).transpose(0, 3, 1, 4, 5, 2)  # (m, r, m', r', C, F)
+    w = w[::-1, :, ::-1].reshape(t_h * sh, t_w * sw, c_in, c_out)                 # m unflipped
     return onp.ascontiguousarray(w[:kh, :kw])
 
 
-def _conv_input_grad(g, w, x_shape, stride, pads):
+def _conv_input_grad(g, w, x_shape, strides, pads):
     """d<g, conv2d(x, w)>/dx for g (B, Ho, Wo, F): returns (B, H, W, C). Also conv_transpose2d.
 
     Two exact algorithms; the cheaper one is the one that copies fewer numbers per pixel:
     _col2im writes kh*kw*C per input pixel and scatters them with strided adds, _subpixel
-    gathers t*t*F (t = ceil(k/s)) per output pixel into a GEMM. The scatter wins only with
-    few image channels (the first and last layers).
+    gathers t_h*t_w*F (t = ceil(k/s) per axis) per output pixel into a GEMM. The scatter wins
+    only with few image channels (the first and last layers).
     """
-    if scatter_is_cheaper(w.shape, stride):
-        return _col2im(g, w, x_shape, stride, pads)
-    return _subpixel(g, w, x_shape, stride, pads)
+    if scatter_is_cheaper(w.shape, strides):
+        return _col2im(g, w, x_shape, strides, pads)
+    return _subpixel(g, w, x_shape, strides, pads)
 
 
 def scatter_is_cheaper(w_shape, stride):
     """True when _col2im beats _subpixel: kh*kw*C scattered numbers per input pixel against
-    t*t*F gathered per output pixel; a gathered number costs about half a scattered one
-    (measured crossover, OpenBLAS/AVX-512)."""
-    kh, kw, c_in, c_out = w_shape
-    return 2 * kh * kw * c_in < -(-kh // stride) * -(-kw // stride) * c_out
+    t_h*t_w*F gathered per output pixel; a gathered number costs about half a scattered one
+    (measured crossover, OpenBLAS/AVX-512). stride: s or (sh, sw)."""
+    (kh, kw, c_in, c_out), (sh, sw) = w_shape, pair(stride)
+    return 2 * kh * kw * c_in < -(-kh // sh) * -(-kw // sw) * c_out
 
 
-def _conv_grads(x, w, g, stride, pads):
+def _conv_grads(x, w, g, strides, pads):
     """(dx, dw) of <g, conv2d(x, w, stride, pads)>, both from the one gather of g that
     _subpixel makes; x needs no window gather, only a space-to-depth copy.
 
@@ -337,7 +339,7 @@ def _conv_grads(x, w, g, stride, pads):
     one GEMM over the rows G of g that the input grad uses, X^T (s*s*C, B*Q*Q') @ G,
     regrouped to (kh, kw, C, F) by the inverse of _phase_kernels. At stride 1, X is x.
     """
-    return _subpixel_grads(g, w, x.shape, stride, pads, x=x)
+    return _subpixel_grads(g, w, x.shape, strides, pads, x=x)
 
 
 def shared_dw_is_cheaper(x_shape, w_shape, stride, pads):
@@ -350,23 +352,22 @@ def shared_dw_is_cheaper(x_shape, w_shape, stride, pads):
     shared against 7.3 ms on their own (B=128, 32->64 channels, a one-off interleaved
     timing; `python -m bench.ablations`, row 'vqvae, always shared dw', times the step).
     """
-    kh, kw, _, _ = w_shape
-    _, height, width, _ = x_shape
+    (kh, kw, _, _), (_, height, width, _), (sh, sw) = w_shape, x_shape, pair(stride)
     top, bottom, left, right = pads
-    q_lo, q_hi, t_h = phase_range(height, kh, stride, top)
-    r_lo, r_hi, t_w = phase_range(width, kw, stride, left)
-    out_h = (height + top + bottom - kh) // stride + 1
-    out_w = (width + left + right - kw) // stride + 1
-    shared = (q_hi - q_lo) * (r_hi - r_lo) * t_h * t_w * stride * stride
+    q_lo, q_hi, t_h = phase_range(height, kh, sh, top)
+    r_lo, r_hi, t_w = phase_range(width, kw, sw, left)
+    out_h = conv_output_size(height, kh, sh, (top, bottom))
+    out_w = conv_output_size(width, kw, sw, (left, right))
+    shared = (q_hi - q_lo) * (r_hi - r_lo) * t_h * t_w * sh * sw
     return shared <= out_h * out_w * kh * kw
 
 
 @primitive
 def conv2d(x, w, stride=1, padding=0):
-    """minivq.conv.conv2d, fast: x (B, H, W, C), w (kh, kw, C, F) -> (B, Ho, Wo, F), padding an int
-    or ((top, bottom), (left, right)); chunked im2col into scratch buffers, one GEMM per chunk."""
-    stride, pads, _ = check_conv_args("conv2d", x, w, stride, padding)
-    return _conv_forward(x, w, stride, pads)
+    """minivq.conv.conv2d, fast: x (B, H, W, C), w (kh, kw, C, F) -> (B, Ho, Wo, F), stride s or (sh, sw),
+    padding as minivq.conv.pad_sides reads it; chunked im2col into scratch buffers, one GEMM per chunk."""
+    strides, pads, _ = check_conv_args("conv2d", x, w, stride, padding)
+    return _conv_forward(x, w, strides, pads)
 
 
 def conv2d_vjp(argnums, ans, args, kwargs):
@@ -378,12 +379,12 @@ def conv2d_vjp(argnums, ans, args, kwargs):
     """
     x, w = args[:2]
     options = dict(zip(("stride", "padding"), args[2:]), **kwargs)
-    stride, pads, mode = options.get("stride", 1), pad_sides(options.get("padding", 0)), SETTINGS["shared_dw"]
-    each = (lambda g: _conv_input_grad(g, w, x.shape, stride, pads),
-            lambda g: _conv_weight_grad(x, g, w.shape, stride, pads))
-    share = mode == "always" or (mode == "auto" and shared_dw_is_cheaper(x.shape, w.shape, stride, pads))
-    if share and not scatter_is_cheaper(w.shape, stride):
-        return _argnums_vjp(argnums, each, lambda g: _conv_grads(x, w, g, stride, pads))
+    strides, pads, mode = pair(options.get("stride", 1)), pad_sides(options.get("padding", 0)), SETTINGS["shared_dw"]
+    each = (lambda g: _conv_input_grad(g, w, x.shape, strides, pads),
+            lambda g: _conv_weight_grad(x, g, w.shape, strides, pads))
+    share = mode == "always" or (mode == "auto" and shared_dw_is_cheaper(x.shape, w.shape, strides, pads))
+    if share and not scatter_is_cheaper(w.shape, strides):
+        return _argnums_vjp(argnums, each, lambda g: _conv_grads(x, w, g, strides, pads))
     return _argnums_vjp(argnums, each)
 
 
@@ -402,8 +403,8 @@ defvjp_argnums(conv2d, conv2d_vjp)
 def conv_transpose2d(y, w, stride=1, padding=0, output_padding=0):
     """minivq.conv.conv_transpose2d, fast: y (B, Ho, Wo, F), w (kh, kw, C, F) -> (B, H, W, C), PyTorch's
     output size; computed as conv2d's input grad (_conv_input_grad: sub-pixel gather or col2im)."""
-    stride, pads, x_shape = check_conv_args("conv_transpose2d", y, w, stride, padding, output_padding)
-    return _conv_input_grad(y, w, x_shape, stride, pads)
+    strides, pads, x_shape = check_conv_args("conv_transpose2d", y, w, stride, padding, output_padding)
+    return _conv_input_grad(y, w, x_shape, strides, pads)
 
 
 def conv_transpose2d_vjp(argnums, ans, args, kwargs):
@@ -415,10 +416,10 @@ def conv_transpose2d_vjp(argnums, ans, args, kwargs):
     """
     y, w = args[:2]
     options = dict(zip(("stride", "padding", "output_padding"), args[2:]), **kwargs)
-    stride, pads = options.get("stride", 1), pad_sides(options.get("padding", 0))
-    each = (lambda g: _conv_forward(g, w, stride, pads),
-            lambda g: _conv_weight_grad(g, y, w.shape, stride, pads))
-    return _argnums_vjp(argnums, each, lambda g: _conv_forward_and_weight_grad(g, w, y, stride, pads))
+    strides, pads = pair(options.get("stride", 1)), pad_sides(options.get("padding", 0))
+    each = (lambda g: _conv_forward(g, w, strides, pads),
+            lambda g: _conv_weight_grad(g, y, w.shape, strides, pads))
+    return _argnums_vjp(argnums, each, lambda g: _conv_forward_and_weight_grad(g, w, y, strides, pads))
 
 
 defvjp_argnums(conv_transpose2d, conv_transpose2d_vjp)

@@ -14,23 +14,24 @@ from autograd import grad, make_vjp
 from autograd.test_util import check_grads
 
 from minivq import fast_conv
-from minivq.conv import pad_sides
-from test_conv import (CASES, CHANNELS, ONE_SIDED_CASES, TRANSPOSE_CASES, loop_conv2d, loop_conv_transpose2d,
-                       op_pair, random_case, ref_conv2d, ref_conv_transpose2d)
+from minivq.conv import pad_sides, pair
+from test_conv import (CASES, CHANNELS, NON_SQUARE_CASES, NON_SQUARE_TRANSPOSE_CASES, ONE_SIDED_CASES,
+                       TRANSPOSE_CASES, loop_conv2d, loop_conv_transpose2d, op_pair, random_case, ref_conv2d,
+                       ref_conv_transpose2d)
 
 
 @pytest.mark.parametrize("algorithm", ["_col2im", "_subpixel"])
-@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + ONE_SIDED_CASES)
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + ONE_SIDED_CASES + NON_SQUARE_CASES)
 def test_both_input_grad_algorithms_match_loop(rng, kernel, stride, padding, height, width, algorithm):
-    # _conv_input_grad picks one of two exact algorithms by cost; each must be right everywhere.
+    # _conv_input_grad picks one of two exact algorithms by cost; each must be right everywhere,
+    # the sub-pixel phases with sh != sw included (sh x sw phases, t_h x t_w sub-kernels).
     x, w = random_case(rng, kernel, height, width)
     g = rng.standard_normal(fast_conv.conv2d(x, w, stride, padding).shape)
-    dx = getattr(fast_conv, algorithm)(g, w, x.shape, stride, pad_sides(padding))
+    dx = getattr(fast_conv, algorithm)(g, w, x.shape, pair(stride), pad_sides(padding))
     expected = grad(lambda x_: np.sum(ref_conv2d(x_, w, stride, padding) * g))(x)
     onp.testing.assert_allclose(dx, expected, rtol=1e-10, atol=1e-12)
-    if onp.ndim(padding) == 0:
-        op = op_pair(x.shape, kernel, stride, padding)
-        onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
+    op = op_pair(x.shape, kernel, stride, padding)
+    onp.testing.assert_allclose(dx, loop_conv_transpose2d(g, w, stride, padding, op), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [(3, 1, 1), (4, 2, 1), (3, 3, 2), (1, 2, 0), (2, 1, 3)])
@@ -48,6 +49,9 @@ def test_phase_range_covers_exactly_the_input_rows(kernel, stride, padding, size
     ((4, 4, 32, 1), 2, False),     # the decoder's last transpose read as a conv: one output channel, gather
     ((3, 3, 64, 64), 1, False),    # 2 * 9 * 64 scattered against 9 * 64 gathered numbers
     ((3, 3, 4, 64), 1, True),      # 2 * 9 * 4 = 72 < 576
+    ((1, 4, 8, 16), (1, 2), False),    # a sequence layer: 2 * 4 * 8 = 64 against 1 * 2 * 16 = 32 gathered
+    ((4, 1, 1, 8), (4, 1), False),     # per axis: 2 * 4 * 1 = 8 against ceil(4/4) * ceil(1/1) * 8 = 8
+    ((4, 1, 1, 8), (1, 4), True),      # the same kernel, strides swapped: 8 < ceil(4/1) * 1 * 8 = 32
 ])
 def test_scatter_rule_counts_copied_numbers(w_shape, stride, scatter):
     # Counted by hand: scatter when 2 * kh*kw*C < ceil(kh/s) * ceil(kw/s) * F.
@@ -71,7 +75,7 @@ def assert_joint_vjp(monkeypatch, fn, reference, shared_name, a, w, g, *options,
     check_grads(lambda a_, w_: fn(a_, w_, *options), modes=["rev"], order=1)(a, w)
 
 
-@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + ONE_SIDED_CASES[:4])
+@pytest.mark.parametrize("kernel,stride,padding,height,width", CASES + ONE_SIDED_CASES[:4] + NON_SQUARE_CASES)
 def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width):
     # Asked for x and w together, conv2d's VJP takes both from one gather of g
     # (_conv_grads) when the gather path is the input grad's cheaper one (here: C_out <
@@ -81,7 +85,7 @@ def test_joint_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, 
     g = rng.standard_normal(fast_conv.conv2d(x, w, stride, padding).shape)
     pads = pad_sides(padding)
     loss = lambda conv: (lambda x_, w_: np.sum(conv(x_, w_, stride, padding) * g))
-    for got, expected in zip(fast_conv._conv_grads(x, w, g, stride, pads), grad(loss(ref_conv2d), (0, 1))(x, w)):
+    for got, expected in zip(fast_conv._conv_grads(x, w, g, pair(stride), pads), grad(loss(ref_conv2d), (0, 1))(x, w)):
         onp.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     shared = fast_conv.shared_dw_is_cheaper(x.shape, w.shape, stride, pads)
     assert_joint_vjp(monkeypatch, fast_conv.conv2d, ref_conv2d, "_conv_grads", x, w, g, stride, padding,
@@ -116,12 +120,12 @@ def test_shared_dw_only_when_no_extra_multiplies(kernel, stride, padding, size, 
 
 
 @pytest.mark.parametrize("c_in,c_out", CHANNELS)
-@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES)
+@pytest.mark.parametrize("kernel,stride,padding,height,width", TRANSPOSE_CASES + NON_SQUARE_TRANSPOSE_CASES)
 def test_joint_transpose_vjp_matches_reference(rng, monkeypatch, kernel, stride, padding, height, width, c_in, c_out):
     # conv_transpose2d asked for y and w together shares one im2col of g between them
     # (with one output channel, as the decoder's last layer, g's im2col goes tap by tap).
     y, w = random_case(rng, kernel, height, width, c_in, c_out, transpose=True)
-    op = (stride - 1, 0)
+    op = (pair(stride)[0] - 1, 0)
     g = rng.standard_normal(fast_conv.conv_transpose2d(y, w, stride, padding, op).shape)
     assert_joint_vjp(monkeypatch, fast_conv.conv_transpose2d, ref_conv_transpose2d, "_conv_forward_and_weight_grad",
                      y, w, g, stride, padding, op)
