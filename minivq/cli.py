@@ -6,6 +6,7 @@
     minivq sample --run runs/mine -n 64         # prior -> RUN/samples/*.png, *.npy
     minivq reconstruct --run runs/mine          # RUN/figures/reconstructions.png
     minivq demo                                 # all of it on the embedded MNIST, ~10 min
+    minivq demo --data my_images/ --preset course32   # all of it on your own 32x32 images
 
 Also `python -m minivq ...`. Every command prints a one-line summary at the end. Errors
 from the library (bad data, missing runs, corrupted checkpoints) end the program with
@@ -69,13 +70,15 @@ def thread_count(text):
 def _train_vqvae(args):
     model = {key: getattr(args, key) for key in (
         "kind", "num_codes", "code_dim", "hidden", "res_hidden", "num_res_blocks",
-        "num_downsamplings", "beta", "codebook_update", "ema_decay", "restart_after",
+        "num_downsamplings", "beta", "recon_weight", "codebook_update", "ema_decay", "restart_after",
         "codebook_init")}
+    for key, value in (pipeline.PAPER_VQVAE if args.paper else {}).items():
+        model[key] = value if model[key] is None else model[key]     # explicit flags win over --paper
     result = pipeline.train_vqvae(args.run, data=args.data, steps=args.steps, batch_size=args.batch_size,
                               lr=args.lr, eval_every=args.eval_every,
                               checkpoint_every=args.checkpoint_every, seed=args.seed,
                               resume=args.resume, force=args.force, download=args.download,
-                              allow_new_settings=args.allow_new_settings,
+                              allow_new_settings=args.allow_new_settings, preset=args.preset,
                               progress=not args.no_progress, **model)
     best = (f"best test MSE {result['test_mse']:.5f} at step {result['step']}, perplexity "
             f"{result['perplexity']:.1f}, used codes {result['used_codes']:.0f}/{result['num_codes']}"
@@ -124,7 +127,7 @@ def _reconstruct(args):
 def _demo(args):
     options = {key: getattr(args, key) for key in (
         "vqvae_steps", "flat_steps", "prior_steps", "batch_size", "prior_batch_size",
-        "eval_every", "prior_eval_every", "n_samples", "seed")}
+        "eval_every", "prior_eval_every", "n_samples", "seed", "data", "download", "preset")}
     summary = demo(args.run, quick=args.quick, resume=args.resume,
                         progress=not args.no_progress, **options)
     print("\nfigures:")
@@ -180,6 +183,19 @@ def _training(parser, defaults, what):
                              "kept until the new one has written its first checkpoint)")
 
 
+def _preset(parser):
+    def summary(name):
+        (h, w), model = pipeline.PRESETS[name]["input_hw"], pipeline.PRESETS[name]["model"]
+        stride = 2 ** model["num_downsamplings"]
+        return (f"{name}: {h}x{w} input, stride {stride}, d={model['code_dim']}, "
+                f"K={model['num_codes']}, {h // stride}x{w // stride} grid")
+
+    choices = "; ".join(summary(name) for name in sorted(pipeline.PRESETS))
+    parser.add_argument("--preset", choices=sorted(pipeline.PRESETS), default=None,
+                        help=f"named model sizes; the images must have the preset's size; explicit "
+                             f"size flags win: {choices}")
+
+
 def build_parser():
     """The argparse parser of `minivq` with one sub-parser per pipeline step."""
     parser = argparse.ArgumentParser(
@@ -201,8 +217,9 @@ def build_parser():
     p.add_argument("--download", action="store_true",
                    help="download mnist / fashion-mnist / cifar10 if not cached (the only network access)")
     _training(p, pipeline.VQVAE_TRAINING, "images")
-    d = VQVAE_DEFAULTS
+    d, new = VQVAE_DEFAULTS, pipeline.VQVAE_MODEL
     model = p.add_argument_group("model (default: minivq's reference VQ-VAE; with --resume, the run's)")
+    _preset(model)
     model.add_argument("--kind", choices=("grid", "flat"), default=None,
                        help="'grid': a code per cell of an h x w grid (the paper's); 'flat': one "
                             "code per image (default: grid)")
@@ -220,13 +237,20 @@ def build_parser():
     quantizer = p.add_argument_group("quantizer")
     quantizer.add_argument("--beta", type=non_negative_float,
                            help=f"commitment loss weight (default: {d['beta']})")
+    quantizer.add_argument("--recon-weight", type=positive_float,
+                           help=f"weight s of the reconstruction term: loss = s * MSE + VQ terms; under "
+                                f"Adam close to dividing --beta by s (default: {d['recon_weight']:g})")
     quantizer.add_argument("--codebook-update", choices=("grad", "ema"),
-                           help="'grad': codebook loss + Adam (paper Eq. 3); 'ema': moving averages "
-                                "(paper App. A.1) (default: grad)")
+                           help=f"'grad': codebook loss + Adam (paper Eq. 3); 'ema': moving averages "
+                                f"(paper App. A.1) (default: {new['codebook_update']})")
     quantizer.add_argument("--ema-decay", type=unit_interval,
                            help=f"EMA decay gamma (default: {d['ema_decay']})")
     quantizer.add_argument("--restart-after", type=non_negative_int,
-                           help="re-seed a code unused for this many batches; 0 = never (default: 0)")
+                           help=f"re-seed a code unused for this many batches; 0 = never "
+                                f"(default: {new['restart_after']})")
+    quantizer.add_argument("--paper", action="store_true",
+                           help="the paper's plain quantizer: --codebook-update grad --restart-after 0 "
+                                "(flags given explicitly still win)")
     quantizer.add_argument("--codebook-init", choices=("uniform", "random", "kmeans++", "kmeans"),
                            help="'uniform' +-1/K, or from the encoder outputs of the first batch "
                                 "(default: uniform)")
@@ -297,15 +321,20 @@ def build_parser():
                    help="use the flat VQ-VAE (RUN/flat_vqvae; figure flat_reconstructions.png)")
     p.set_defaults(handler=_reconstruct)
 
-    p = commands.add_parser("demo", help="the whole pipeline on MNIST (~10 min)",
+    p = commands.add_parser("demo", help="the whole pipeline on MNIST or --data (~10 min)",
                             description="The whole pipeline on the embedded "
-                            "MNIST digits: trains the 7x7-grid VQ-VAE and a small flat one, encodes, "
+                            "MNIST digits (or on --data): trains the grid VQ-VAE and a small flat one, encodes, "
                             "trains the PixelCNN prior, samples, and writes every figure to "
                             "RUN/figures. About 10 minutes on 2 CPU cores with the defaults.")
     _common(p, "--out", "runs/demo", "output run directory; an earlier demo there is replaced "
                                      "unless --resume")
     p.add_argument("--quick", action="store_true",
                    help="tiny networks and a few steps: checks the pipeline in seconds")
+    p.add_argument("--data", default="mnist-embedded",
+                   help=f"images: {', '.join(SPECS)} (default: mnist-embedded)")
+    p.add_argument("--download", action="store_true",
+                   help="download mnist / fashion-mnist / cifar10 if not cached (the only network access)")
+    _preset(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo in RUN")
     for flag, default, what in (("--vqvae-steps", 2000, "VQ-VAE training steps"),
                                 ("--flat-steps", 300, "flat VQ-VAE training steps"),

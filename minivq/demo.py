@@ -1,6 +1,7 @@
-"""`demo(out_dir)`: the whole minivq pipeline on the embedded MNIST, in one call.
+"""`demo(out_dir)`: the whole minivq pipeline on the embedded MNIST (or your data), in one call.
 
     python -m minivq demo [--quick]      # or: from minivq.demo import demo; demo("runs/demo")
+    python -m minivq demo --data my_images/ [--preset course32]
 
 Writes a run directory (see `run_dir.py`) with every figure in out_dir/figures.
 """
@@ -9,7 +10,8 @@ import time
 
 import numpy as onp
 
-from .pipeline import compare_samples, decode, encode, reconstruct, sample, train_prior, train_vqvae
+from .pipeline import (VQVAE_MODEL, compare_samples, decode, encode, reconstruct, sample, train_prior,
+                       train_vqvae)
 from .plots import image_grid
 from .run_dir import load_vqvae
 
@@ -20,15 +22,18 @@ QUICK_VQVAE = dict(hidden=8, res_hidden=4, num_res_blocks=1, code_dim=4, num_cod
 QUICK_PRIOR = dict(channels=8, num_blocks=1)
 # The demo's grid VQ-VAE: EMA codebook + dead-code restarts, the setting that met both
 # acceptance targets (test MSE <= 0.0035, perplexity >= 40; bench/acceptance_vqvae.py).
-DEMO_VQVAE = dict(codebook_update="ema", restart_after=100)
+DEMO_VQVAE = VQVAE_MODEL
 # The flat VQ-VAE is only a baseline: a slimmer trunk, k-means++ codes so none start dead.
 FLAT_VQVAE = dict(kind="flat", hidden=32, res_hidden=16, num_res_blocks=1, codebook_init="kmeans++")
 
 
 def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000, batch_size=128,
          prior_batch_size=32, eval_every=250, prior_eval_every=100, n_samples=64, seed=0,
-         quick=False, resume=False, progress=True, log=print):
-    """The whole pipeline on the embedded MNIST: VQ-VAE, flat baseline, codes, prior, samples.
+         quick=False, resume=False, progress=True, log=print, data="mnist-embedded", download=False,
+         preset=None):
+    """The whole pipeline on `data` (a `load_dataset` spec; default the embedded MNIST):
+    VQ-VAE, flat baseline, codes, prior, samples. preset: a `pipeline.PRESETS` name for the
+    grid VQ-VAE's sizes (e.g. 'course32' for 32x32 images); download: fetch a named data set.
 
     Trains the grid VQ-VAE (28x28 -> 7x7 codes, K = 64, EMA codebook with dead-code
     restarts) and a small flat VQ-VAE, encodes
@@ -51,14 +56,14 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
         return dict(resume=again, force=not again, seed=seed, progress=progress)
 
     log(f"[1/5] VQ-VAE, {steps['vqvae_steps']} steps -> {out_dir}/vqvae")
-    vq = train_vqvae(out_dir, data="mnist-embedded", steps=steps["vqvae_steps"],
-                     batch_size=steps["batch_size"], eval_every=steps["eval_every"],
+    vq = train_vqvae(out_dir, data=data, download=download, steps=steps["vqvae_steps"],
+                     batch_size=steps["batch_size"], eval_every=steps["eval_every"], preset=preset,
                      **dict(DEMO_VQVAE, **sizes), **common("vqvae"))
     log(f"[2/5] flat VQ-VAE (baseline), {steps['flat_steps']} steps -> {out_dir}/flat_vqvae")
-    flat = train_vqvae(out_dir, data="mnist-embedded", steps=steps["flat_steps"],
+    flat = train_vqvae(out_dir, data=data, download=download, steps=steps["flat_steps"],
                        batch_size=steps["batch_size"], eval_every=max(steps["flat_steps"] // 2, 1),
                        **dict(FLAT_VQVAE, **sizes, kind="flat"), **common("flat_vqvae"))
-    log(f"[3/5] encoding the digits -> {out_dir}/codes")
+    log(f"[3/5] encoding the data -> {out_dir}/codes")
     codes = encode(out_dir, progress=progress)
     log(f"[4/5] PixelCNN prior, {steps['prior_steps']} steps -> {out_dir}/prior")
     prior = train_prior(out_dir, steps=steps["prior_steps"], batch_size=steps["prior_batch_size"],

@@ -35,6 +35,14 @@ PRIOR_TRAINING = dict(steps=1000, batch_size=32, lr=1e-3, eval_every=100, checkp
                       dropout=0.0)
 SAMPLE_CHUNK = 100        # grids drawn per sample_grids call (one progress-bar tick each)
 DECODE_BATCH = 500        # images decoded per call: bounds the decoder's activation memory
+# A new VQ-VAE run's quantizer unless told otherwise: the demo's EMA codebook (App. A.1) with
+# dead-code restarts after 100 unused batches. With the paper's plain setting a 32x32 RGB set
+# used 11 of 256 codes and reconstructed grey; with these, 249 of 256 and colour (issue 13).
+VQVAE_MODEL = dict(codebook_update="ema", restart_after=100)
+PAPER_VQVAE = dict(codebook_update="grad", restart_after=0)   # paper Eq. 3 as written (CLI --paper)
+# Named model sizes for one input size (CLI --preset). course32: the course's worked example,
+# 32x32 inputs, overall stride 8 (three stride-2 convs), d = 64, K = 256 -> a 4x4 code grid.
+PRESETS = {"course32": dict(input_hw=(32, 32), model=dict(num_downsamplings=3, code_dim=64, num_codes=256))}
 
 
 def _curves(history_path, figure_path, keys):
@@ -59,6 +67,18 @@ def _settings(passed, saved, defaults, num_examples):
     return settings
 
 
+def preset_model(name, input_shape):
+    """The model keys of preset `name` after checking the images' (H, W, C) input_shape fits it."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(sorted(PRESETS))}")
+    (h, w), (height, width) = PRESETS[name]["input_hw"], input_shape[:2]
+    if (height, width) != (h, w):
+        raise ValueError(f"preset {name} expects {h}x{w} images, got {height}x{width}; resize them "
+                         f"first (e.g. ImageMagick `mogrify -resize {w}x{h}! <files>`) or choose "
+                         f"--num-downsamplings, --code-dim and --num-codes yourself")
+    return dict(PRESETS[name]["model"])
+
+
 def decode(model, params, indices):
     """Decoded images (N, H, W, C) clipped to [0, 1], in batches."""
     parts = [model.decode_indices(params, indices[i:i + DECODE_BATCH])
@@ -70,12 +90,15 @@ def decode(model, params, indices):
 
 def train_vqvae(run_dir, data=None, steps=None, batch_size=None, lr=None, eval_every=None,
                 checkpoint_every=None, seed=None, resume=False, force=False, download=False,
-                allow_new_settings=False, progress=True, **model):
+                allow_new_settings=False, progress=True, preset=None, **model):
     """Train a VQ-VAE into RUN/vqvae (kind 'grid') or RUN/flat_vqvae (kind 'flat').
 
     data: a `load_dataset` spec (default 'mnist-embedded', or the run's on resume).
     model: `make_vqvae_config` keys (kind, num_codes, code_dim, hidden, beta,
     codebook_update, ...); None values mean the default (or the run's value on resume).
+    A new run's defaults are VQVAE_DEFAULTS with VQVAE_MODEL (EMA codebook + dead-code
+    restarts); pass PAPER_VQVAE's values for the paper's plain setting. preset: a name in
+    PRESETS, whose sizes apply unless given in model (the images must fit it).
     Training settings left None take VQVAE_TRAINING's defaults, or on resume the run's
     own (config.json); resume=True refuses other settings unless allow_new_settings.
     steps counts the total, so resume=True continues to `steps`. The codebook is seeded
@@ -94,7 +117,10 @@ def train_vqvae(run_dir, data=None, steps=None, batch_size=None, lr=None, eval_e
     print(f"data: {describe(dataset)}")       # every step that reads data says what it read
     if spec not in SPECS:
         spec = os.path.abspath(spec)           # a file or folder: found again from any cwd
-    config = make_vqvae_config(previous.get("model"), **dict(model, input_shape=dataset.x_train.shape[1:]))
+    if preset is not None:
+        model = dict(preset_model(preset, dataset.x_train.shape[1:]), **model)
+    config = make_vqvae_config(previous.get("model") or VQVAE_MODEL,
+                               **dict(model, input_shape=dataset.x_train.shape[1:]))
     settings = _settings(dict(steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
                               checkpoint_every=checkpoint_every, seed=seed),
                          previous, VQVAE_TRAINING, len(dataset.x_train))

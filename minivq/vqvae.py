@@ -9,9 +9,18 @@ Two shapes of bottleneck, chosen by config['kind']:
 - 'flat': one code per image: conv encoder, flatten, Dense to d, quantize, Dense back,
   reshape, conv decoder. Its code "grid" is 1x1, so encode/decode have the same shapes.
 
-The loss is paper Eq. 3 with an MSE reconstruction term (see autoencoder.py):
+The loss is paper Eq. 3 with an MSE reconstruction term (see autoencoder.py), its
+reconstruction term weighted by config['recon_weight'] (default 1, the paper's):
 
-    loss = mean (recon - x)^2 + |sg[z_e] - e|^2 + beta |z_e - sg[e]|^2
+    loss = recon_weight * mean (recon - x)^2 + |sg[z_e] - e|^2 + beta |z_e - sg[e]|^2
+
+What the weight s changes under Adam: Adam's steps do not change when the whole loss is
+multiplied by a constant (up to its eps), and each parameter group here is driven by one
+weighted term: the decoder by the reconstruction term alone, the codebook by the codebook
+term alone, the encoder by both reconstruction and commitment. So s * mse + vq terms trains
+like mse + vq terms with beta / s: a weight s > 1 (e.g. when the reconstruction stalls)
+is, under Adam, close to lowering beta by the factor s, not a larger learning rate. Under
+plain SGD it is also a larger step for the decoder.
 
 With config['codebook_update'] = 'ema' the codebook term is dropped and the codebook
 follows exponential moving averages of its assigned encoder outputs instead (Appendix
@@ -34,6 +43,7 @@ VQVAE_DEFAULTS = dict(
     kind="grid",              # 'grid': (h, w) codes per image; 'flat': one code per image
     num_codes=64,             # K
     beta=0.25,                # commitment weight, the paper's value (Sec. 3.2)
+    recon_weight=1.0,         # weight of the reconstruction term; under Adam ~ beta / recon_weight
     codebook_update="grad",   # 'grad': codebook loss + Adam; 'ema': moving averages (App. A.1)
     ema_decay=0.99,           # gamma of App. A.1 (the paper's value)
     ema_eps=1e-5,             # Laplace smoothing of the EMA cluster sizes
@@ -56,6 +66,8 @@ def make_vqvae_config(config=None, **overrides):
     if int(config["num_codes"]) < 1 or config["beta"] < 0 or int(config["restart_after"]) < 0:
         raise ValueError(f"need num_codes >= 1, beta >= 0, restart_after >= 0, got "
                          f"{config['num_codes']}, {config['beta']}, {config['restart_after']}")
+    if not 0 < config["recon_weight"] < float("inf"):
+        raise ValueError(f"need recon_weight > 0 (1 is the paper's loss), got {config['recon_weight']}")
     if not 0.0 <= config["ema_decay"] <= 1.0 or config["ema_eps"] < 0:
         raise ValueError(f"need 0 <= ema_decay <= 1 and ema_eps >= 0, got "
                          f"{config['ema_decay']}, {config['ema_eps']}")
@@ -97,6 +109,7 @@ def build_vqvae(config=None):
     config = make_vqvae_config(config)
     (enc_init, encoder), (dec_init, decoder) = _networks(config)
     num_codes, beta, ema = config["num_codes"], config["beta"], config["codebook_update"] == "ema"
+    recon_weight = config["recon_weight"]
     grid = code_grid_shape(config)
     code_shape = grid + (config["code_dim"],)
 
@@ -107,15 +120,15 @@ def build_vqvae(config=None):
         return {"encoder": enc_params, "quantizer": quantizer_params, "decoder": dec_params}
 
     def loss_and_aux(params, x):
-        check_images(x, config["input_shape"])
+        check_images(x, config["input_shape"], value_range=(0, 1))
         z_e = encoder(params["encoder"], x)                          # (B, h, w, d)
         q = quantize(params["quantizer"]["codebook"], z_e, beta)
         recon = decoder(params["decoder"], q.z_q)                    # (B, H, W, C)
         recon_mse = mse(recon, x)
         if ema:   # App. A.1: the codebook follows EMAs, so only the commitment term remains
-            loss = recon_mse + beta * q.commitment_loss
+            loss = recon_weight * recon_mse + beta * q.commitment_loss
         else:     # Eq. 3
-            loss = recon_mse + q.vq_loss
+            loss = recon_weight * recon_mse + q.vq_loss
         aux = {"z_e": z_e, "z_q": q.z_q, "indices": q.indices, "recon": recon, "loss": loss,
                "recon_mse": recon_mse, "codebook_loss": q.codebook_loss,
                "commitment_loss": q.commitment_loss,
@@ -131,7 +144,7 @@ def build_vqvae(config=None):
 
     def encode(params, x):
         codebook = params["quantizer"]["codebook"]
-        z_e = encoder(params["encoder"], check_images(x, config["input_shape"]))
+        z_e = encoder(params["encoder"], check_images(x, config["input_shape"], value_range=(0, 1)))
         indices = nearest_codes(codebook, z_e)                       # (B, h, w) int64
         return indices, codebook[indices]                            # (B, h, w, d)
 

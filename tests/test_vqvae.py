@@ -105,6 +105,45 @@ def test_loss_terms_by_hand():
     assert ema_model.loss(params, x) == pytest.approx(recon_mse + 0.25 * vq, rel=1e-12)
 
 
+@pytest.mark.parametrize("update", ["grad", "ema"])
+def test_recon_weight_scales_only_the_reconstruction_term(update):
+    """loss = s * mse + VQ terms, from a brute-force nearest code and the decoder run by hand."""
+    s, beta = 3.5, 0.4
+    model, params, x = tiny_problem(4, recon_weight=s, beta=beta, codebook_update=update)
+    codebook = params["quantizer"]["codebook"]
+    z_e = model.forward(params, x)["z_e"]                                   # (B, 2, 2, d)
+    rows = z_e.reshape(-1, z_e.shape[-1])                                   # (B*4, d)
+    nearest = onp.array([min(range(len(codebook)), key=lambda k: onp.sum((z - codebook[k]) ** 2))
+                         for z in rows])
+    e = codebook[nearest].reshape(z_e.shape)
+    recon_mse = onp.mean((model.decode(params, e) - x) ** 2)
+    vq = onp.mean((z_e - e) ** 2)
+    expected = s * recon_mse + (beta * vq if update == "ema" else vq + beta * vq)
+    assert model.loss(params, x) == pytest.approx(expected, rel=1e-12)
+    assert model.forward(params, x)["recon_mse"] == pytest.approx(recon_mse, rel=1e-12)
+
+
+def test_recon_weight_under_adam_is_beta_divided_by_it():
+    """Adam ignores the loss scale: weight s with beta trains exactly as weight 1 with beta / s."""
+    from minivq.optim import adam
+    s, beta = 4.0, 0.5
+    runs = []
+    for weight, b in ((s, beta), (1.0, beta / s), (1.0, beta)):
+        model, params, x = tiny_problem(5, recon_weight=weight, beta=b)
+        init, update = adam(lr=1e-2, eps=1e-12)      # eps ~ 0: the scale invariance is exact
+        state = init(params)
+        for _ in range(3):
+            params, state = update(params, grad(model.loss)(params, x), state)
+        runs.append(params)
+    # 3 steps of lr 1e-2 move parameters by up to 3e-2; the two runs agree to 1e-6 (rounding)
+    gaps = [onp.max(onp.abs(a - b)) for a, b in zip(tree_leaves(runs[0]), tree_leaves(runs[1]))]
+    assert max(gaps) < 1e-6
+    # ... while keeping beta (the plain weight 1) trains differently
+    assert max(onp.max(onp.abs(a - b)) for a, b in zip(tree_leaves(runs[0]), tree_leaves(runs[2]))) > 1e-3
+    with pytest.raises(ValueError, match="recon_weight"):
+        build_vqvae(dict(TINY, recon_weight=0.0))
+
+
 def test_float32_model_gives_float32_loss_and_gradients():
     model, params, x = tiny_problem(3, dtype=onp.float32)
     loss = model.loss(params, x)
