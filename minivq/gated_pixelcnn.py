@@ -27,6 +27,7 @@ import autograd.numpy as np
 import numpy as onp
 
 from . import backend
+from .conv import pair
 from .layers import Conv2d
 
 
@@ -64,15 +65,16 @@ def StackConv(out_channels, kernel_shape, pad):
 
 
 def vertical_conv(out_channels, kernel):
-    """v[i, j] = sum over rows i-p..i, columns j-p..j+p (p = kernel//2): kernel (p+1, k)."""
-    p = kernel // 2
-    return StackConv(out_channels, (p + 1, kernel), (p, 0, p, p))
+    """v[i, j] = sum over rows i-p..i, columns j-q..j+q (kernel k or (kh, kw), p = kh//2, q = kw//2):
+    kernel (p+1, kw)."""
+    kh, kw = pair(kernel)
+    return StackConv(out_channels, (kh // 2 + 1, kw), (kh // 2, 0, kw // 2, kw // 2))
 
 
 def horizontal_conv(out_channels, kernel):
-    """h[i, j] = sum over row i, columns j-p..j (p = kernel//2): kernel (1, p+1)."""
-    p = kernel // 2
-    return StackConv(out_channels, (1, p + 1), (0, 0, p, 0))
+    """h[i, j] = sum over row i, columns j-q..j (q = kw//2 of kernel k or (kh, kw)): kernel (1, q+1)."""
+    kw = pair(kernel)[1]
+    return StackConv(out_channels, (1, kw // 2 + 1), (0, 0, kw // 2, 0))
 
 
 def gate(x):

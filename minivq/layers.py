@@ -19,7 +19,7 @@ from autograd.extend import defvjp, primitive
 
 from .checks import check_indices
 from . import backend
-from .conv import conv_output_size, conv_transpose_output_size
+from .conv import conv_output_size, conv_transpose_output_size, pad_sides, pair
 
 
 def _uniform(rng, shape, fan_in, dtype=onp.float32):
@@ -28,16 +28,20 @@ def _uniform(rng, shape, fan_in, dtype=onp.float32):
 
 
 def Conv2d(out_channels, kernel_size, stride=1, padding=0):
-    """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels). Masked: pixelcnn.MaskedConv2d."""
-    k = kernel_size
+    """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels). Masked: pixelcnn.MaskedConv2d.
+
+    kernel_size k or (kh, kw), stride s or (sh, sw), padding p, (ph, pw) or ((top, bottom),
+    (left, right)): a sequence (B, 1, L, C) takes (1, k) kernels and (1, s) strides.
+    """
+    (kh, kw), (sh, sw), (top, bottom, left, right) = pair(kernel_size), pair(stride), pad_sides(padding)
 
     def init(rng, in_shape):
         height, width, c_in = in_shape
-        fan_in = k * k * c_in
-        params = {"w": _uniform(rng, (k, k, c_in, out_channels), fan_in),
+        fan_in = kh * kw * c_in
+        params = {"w": _uniform(rng, (kh, kw, c_in, out_channels), fan_in),
                   "b": _uniform(rng, (out_channels,), fan_in)}
-        out_shape = (conv_output_size(height, k, stride, padding),
-                     conv_output_size(width, k, stride, padding), out_channels)
+        out_shape = (conv_output_size(height, kh, sh, (top, bottom)),
+                     conv_output_size(width, kw, sw, (left, right)), out_channels)
         return out_shape, params
 
     def apply(params, x):
@@ -50,17 +54,19 @@ def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_paddi
     """Transposed conv (upsampling), x: (B, H, W, C) -> (B, (H-1)s - 2p + k + op, ..., out_channels).
 
     The weight is stored as conv2d's weight of the opposite direction, HWIO
-    `(k, k, out_channels, C)`, and applied with `conv_transpose2d`.
+    `(kh, kw, out_channels, C)`, and applied with `conv_transpose2d`. kernel_size, stride,
+    padding and output_padding per axis as in Conv2d.
     """
-    k = kernel_size
+    (kh, kw), (sh, sw), (top, bottom, left, right) = pair(kernel_size), pair(stride), pad_sides(padding)
+    op_h, op_w = pair(output_padding)
 
     def init(rng, in_shape):
         height, width, c_in = in_shape
-        fan_in = k * k * out_channels   # PyTorch computes fan_in from weight dim 1 (= out) for ConvTranspose
-        params = {"w": _uniform(rng, (k, k, out_channels, c_in), fan_in),
+        fan_in = kh * kw * out_channels   # PyTorch computes fan_in from weight dim 1 (= out) for ConvTranspose
+        params = {"w": _uniform(rng, (kh, kw, out_channels, c_in), fan_in),
                   "b": _uniform(rng, (out_channels,), fan_in)}
-        out_shape = (conv_transpose_output_size(height, k, stride, padding, output_padding),
-                     conv_transpose_output_size(width, k, stride, padding, output_padding),
+        out_shape = (conv_transpose_output_size(height, kh, sh, (top, bottom), op_h),
+                     conv_transpose_output_size(width, kw, sw, (left, right), op_w),
                      out_channels)
         return out_shape, params
 

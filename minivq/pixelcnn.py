@@ -17,24 +17,31 @@ import numpy as onp
 from autograd.extend import defvjp, primitive
 
 from . import backend
+from .conv import pad_sides, pair
 from .layers import Conv2d, Relu, Residual, serial
 
 
 def causal_mask(kernel, mask_type):
-    """(k, k, 1, 1) float32 raster-scan mask; broadcasts over (in, out) channels of HWIO weights.
+    """(kh, kw, 1, 1) float32 raster-scan mask; broadcasts over (in, out) channels of HWIO weights.
 
-    1 on every row above the centre and left of the centre on its row; mask 'A' (first
-    layer) excludes the centre, mask 'B' (later layers) includes it. All code channels
-    form one group, so no per-channel (R, G, B) ordering is needed.
+    kernel: k or (kh, kw), odd. 1 on every row above the centre and left of the centre on
+    its row; mask 'A' (first layer) excludes the centre, mask 'B' (later layers) includes it.
+    A (1, k) kernel is the row case, for a 1 x L grid (a sequence): only the cells to the
+    left (and for B, the centre). All code channels form one group, so no per-channel
+    (R, G, B) ordering is needed.
     """
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
-    if kernel < 1 or kernel % 2 == 0:
-        raise ValueError(f"a causal mask needs an odd kernel size, got {kernel}")
-    centre = kernel // 2
-    mask = onp.zeros((kernel, kernel, 1, 1), onp.float32)
-    mask[:centre] = 1.0                                              # rows above
-    mask[centre, :centre + (mask_type == "B")] = 1.0                # left of (and for B, at) the centre
+    try:
+        kh, kw = pair(kernel)
+        valid = all(int(k) == k >= 1 and k % 2 == 1 for k in (kh, kw))
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"a causal mask needs an odd kernel size k or (kh, kw), got {kernel!r}")
+    mask = onp.zeros((int(kh), int(kw), 1, 1), onp.float32)
+    mask[:kh // 2] = 1.0                                             # rows above
+    mask[kh // 2, :kw // 2 + (mask_type == "B")] = 1.0              # left of (and for B, at) the centre
     return mask
 
 
@@ -46,13 +53,13 @@ def _mask_crop(mask, kernel_size, padding):
     padded ((top, bottom), (left, right)) gives the same output. A causal mask keeps the
     upper k//2 + 1 rows, so the padding above stays and the one below goes.
     """
-    k = kernel_size
-    seen = onp.broadcast_to(mask, onp.broadcast_shapes(mask.shape, (k, k, 1, 1))).any(axis=(2, 3))  # (k, k)
+    (kh, kw), (top, bottom, left, right) = pair(kernel_size), pad_sides(padding)
+    seen = onp.broadcast_to(mask, onp.broadcast_shapes(mask.shape, (kh, kw, 1, 1))).any(axis=(2, 3))  # (kh, kw)
     if not seen.any():
         return None
     rows, cols = onp.flatnonzero(seen.any(axis=1)), onp.flatnonzero(seen.any(axis=0))
-    top, bottom = padding - rows[0], padding - (k - 1 - rows[-1])
-    left, right = padding - cols[0], padding - (k - 1 - cols[-1])
+    top, bottom = top - rows[0], bottom - (kh - 1 - rows[-1])
+    left, right = left - cols[0], right - (kw - 1 - cols[-1])
     if min(top, bottom, left, right) < 0:   # cropping would also have to cut the input: keep it simple
         return None
     return (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1),
@@ -106,12 +113,20 @@ def MaskedConv2d(out_channels, kernel_size, mask, stride=1, padding=0):
     return init, apply
 
 
+def same_padding(kernel):
+    """(ph, pw) = (kh // 2, kw // 2): an odd kernel k or (kh, kw) keeps the grid size."""
+    kh, kw = pair(kernel)
+    return kh // 2, kw // 2
+
+
 def PixelCNN(channels=64, num_blocks=6, first_kernel=7, kernel=3):
     """Plain PixelCNN body: embedded input e (B, h, w, C) -> features (B, h, w, C), 'same' size.
 
-    Params: a list, the mask-A conv {'w', 'b'} then one [{}, {'w', 'b'}] per residual block.
+    Kernels k or (kh, kw): (1, k) for a 1 x L grid of sequence codes, whose rows above
+    hold nothing. Params: a list, the mask-A conv {'w', 'b'} then one [{}, {'w', 'b'}]
+    per residual block.
     """
     return serial(
-        MaskedConv2d(channels, first_kernel, causal_mask(first_kernel, "A"), padding=first_kernel // 2),
-        *[Residual(Relu, MaskedConv2d(channels, kernel, causal_mask(kernel, "B"), padding=kernel // 2))
+        MaskedConv2d(channels, first_kernel, causal_mask(first_kernel, "A"), padding=same_padding(first_kernel)),
+        *[Residual(Relu, MaskedConv2d(channels, kernel, causal_mask(kernel, "B"), padding=same_padding(kernel)))
           for _ in range(num_blocks)])

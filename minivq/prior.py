@@ -28,8 +28,8 @@ DEFAULT_CONFIG = {
     "input_mode": "embedding",
     "channels": 64,
     "num_blocks": 6,          # residual blocks (plain) or gated layers after the first (gated)
-    "first_kernel": 7,        # the mask-A layer
-    "kernel": 3,              # the mask-B layers
+    "first_kernel": 7,        # the mask-A layer: k or (kh, kw), odd; (1, k) for a 1 x L grid (sequences)
+    "kernel": 3,              # the mask-B layers, the same
     "gated": False,
     "num_classes": None,      # class-conditional (gated only) when set
 }
@@ -49,13 +49,16 @@ def make_config(**overrides):
         raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {config['input_mode']!r}")
     if config["input_mode"] == "codes" and not config["code_dim"]:
         raise ValueError("input_mode 'codes' needs code_dim, the VQ-VAE code vector size d")
-    for key in ("num_codes", "channels", "first_kernel", "kernel"):
+    for key in ("num_codes", "channels"):
         if int(config[key]) != config[key] or config[key] < 1:
             raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
     if config["num_blocks"] < 0:
         raise ValueError(f"num_blocks must be >= 0, got {config['num_blocks']}")
     for key in ("first_kernel", "kernel"):
-        causal_mask(config[key], "A")                                # odd kernel sizes only
+        try:
+            causal_mask(config[key], "A")                            # odd kernel sizes k or (kh, kw) only
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
     if config["num_classes"] is not None and not config["gated"]:
         raise ValueError("class conditioning (num_classes) is implemented by the gated PixelCNN; "
                          "set gated=True")
