@@ -276,3 +276,61 @@ def sample_comparison(panels, path):
         _show_tiles(ax, tiled, title)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _as_curves(sequences, name):
+    """(N, L, C) float64 from sequences (N, L), (N, L, C) or (N, 1, L, C) (a row-image), or ValueError."""
+    value = onp.asarray(sequences)
+    if value.ndim == 4 and value.shape[1] == 1:
+        value = value[:, 0]                                  # (N, 1, L, C) -> (N, L, C)
+    if value.ndim == 2:
+        value = value[..., None]                             # (N, L) -> (N, L, 1)
+    if value.ndim != 3 or 0 in value.shape or value.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numbers of shape (N, L), (N, L, C) or (N, 1, L, C), "
+                         f"got {value.dtype} {value.shape}")
+    if not onp.all(onp.isfinite(value)):
+        raise ValueError(f"{name} holds NaN or inf")
+    return value.astype(onp.float64)
+
+
+def sequence_panels(panels, path, n=8, xlabel="step", ylabel="value"):
+    """Write panels side by side, each the first n sequences of a set drawn as curves.
+
+    panels: list of (title, sequences) or (title, sequences, references); sequences
+    (N, L), (N, L, C) or (N, 1, L, C) as the models see them; references, of the same
+    shape, are drawn dashed in the same colour under each curve (e.g. the originals
+    under their reconstructions). A channel of C > 1 is one more curve in the series'
+    colour. All panels share the y-axis, so that spreads and levels compare at a glance.
+    """
+    if not isinstance(panels, (list, tuple)) or not panels:
+        raise ValueError(f"panels must be a non-empty list of (title, sequences), got {panels!r:.80}")
+    if not isinstance(n, (int, onp.integer)) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    drawn = []
+    for i, panel in enumerate(panels):
+        if not isinstance(panel, (list, tuple)) or len(panel) not in (2, 3):
+            raise ValueError(f"panels[{i}] must be (title, sequences[, references]), got {panel!r:.80}")
+        curves = _as_curves(panel[1], f"panels[{i}] sequences")[:n]
+        references = None
+        if len(panel) == 3:
+            references = _as_curves(panel[2], f"panels[{i}] references")[:n]
+            if references.shape != curves.shape:
+                raise ValueError(f"panels[{i}]: references {references.shape} differ from "
+                                 f"sequences {curves.shape}")
+        drawn.append((str(panel[0]), curves, references))
+    colours = colormaps["tab10"].colors
+    fig = Figure(figsize=(3.6 * len(drawn), 3.2))
+    axes = fig.subplots(1, len(drawn), sharey=True, squeeze=False)[0]
+    for ax, (title, curves, references) in zip(axes, drawn):
+        steps = onp.arange(curves.shape[1])
+        for k, series in enumerate(curves):                  # series (L, C)
+            colour = colours[k % len(colours)]
+            if references is not None:
+                ax.plot(steps, references[k], color=colour, linestyle="--", linewidth=1.0, alpha=0.6)
+            ax.plot(steps, series, color=colour, linewidth=1.4)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -7,7 +7,7 @@ from matplotlib import colormaps
 from minivq.plots import (
     history_records,
     code_grid_map, codebook_usage, image_grid, reconstructions, sample_comparison,
-    tile_images, training_curves)
+    sequence_panels, tile_images, training_curves)
 
 
 def read_png(path):
@@ -182,3 +182,33 @@ def test_bad_arguments_raise(tmp_path, rng):
         code_grid_map(images[0], onp.zeros((1, 2, 2), dtype=int), 4, tmp_path / "m.png")
     with pytest.raises(ValueError, match="pair"):
         sample_comparison([images], tmp_path / "s.png")
+
+
+# ---------------------------------------------------------------- sequence_panels
+
+def has_colour(pixels, colour, tol=2.0 / 255):
+    return bool(onp.any(onp.all(onp.abs(pixels - onp.asarray(colour)) < tol, axis=-1)))
+
+
+def test_sequence_panels_draws_series_k_in_colour_k(tmp_path, rng):
+    tab10 = colormaps["tab10"].colors
+    series = onp.sin(onp.linspace(0, 6, 24))[None, :] + 0.1 * rng.random((5, 24))   # (N, L)
+    as_rows = series[:, None, :, None]                                           # (N, 1, L, 1)
+    path = sequence_panels([("real", series), ("recon", as_rows, as_rows + 0.1)], tmp_path / "s.png", n=3)
+    pixels = read_png(path)
+    assert all(has_colour(pixels, tab10[k]) for k in range(3))                   # the first n = 3 only
+    assert not has_colour(pixels, tab10[3]) and not has_colour(pixels, tab10[4])
+    wide = read_png(sequence_panels([("a", series)] * 3, tmp_path / "wide.png"))
+    assert wide.shape[1] == 3 * read_png(sequence_panels([("a", series)], tmp_path / "one.png")).shape[1]
+
+
+@pytest.mark.parametrize("panels, match", [
+    ([], "non-empty"),
+    ([("a",)], "title, sequences"),
+    ([("a", onp.zeros((2, 3, 4, 5)))], "shape"),
+    ([("a", onp.full((2, 4), onp.nan))], "NaN"),
+    ([("a", onp.zeros((2, 4)), onp.zeros((2, 5)))], "references"),
+])
+def test_sequence_panels_bad_input_raises(tmp_path, panels, match):
+    with pytest.raises(ValueError, match=match):
+        sequence_panels(panels, tmp_path / "s.png")
