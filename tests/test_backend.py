@@ -27,6 +27,7 @@ def run_layers(rng):
     init_conv, apply_conv = Conv2d(4, 3, 2, 1)
     init_up, apply_up = ConvTranspose2d(2, 4, 2, 1)
     (_, conv_params), (_, up_params) = init_conv(rng, (6, 6, 3)), init_up(rng, (3, 3, 4))
+    conv_params, up_params = ({k: v.astype(onp.float64) for k, v in p.items()} for p in (conv_params, up_params))
     loss = lambda params: onp.sum(apply_up(params[1], apply_conv(params[0], x)) ** 2)
     return loss((conv_params, up_params)), grad(loss)((conv_params, up_params))
 
@@ -95,7 +96,7 @@ def test_environment_variable_selects_the_backend(value, expected):
              "VJPNode.__init__ = record\n"
              "import numpy as onp\nfrom autograd import grad\nimport minivq\nfrom minivq.layers import Conv2d\n"
              "init, apply = Conv2d(2, 3)\n_, params = init(onp.random.default_rng(0), (5, 5, 1))\n"
-             "grad(lambda w: apply({'w': w, 'b': params['b']}, onp.ones((1, 5, 5, 1))).sum())(params['w'])\n"
+             "grad(lambda w: apply({'w': w, 'b': params['b']}, onp.ones((1, 5, 5, 1), onp.float32)).sum())(params['w'])\n"
              "used = sorted({'plain' if f is conv.conv2d else 'fast' for f in recorded "
              "if f in (conv.conv2d, fast_conv.conv2d)})\n"
              "print(minivq.get_backend(), ','.join(used))\n")
