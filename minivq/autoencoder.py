@@ -17,6 +17,11 @@ error against x in [0, 1], as the PyTorch reference whose test MSE we compare wi
 Sizes come from a plain config dict (`make_config`), so the same builders give the tiny
 8x8 nets of the tests. The plain autoencoder feeds z_e straight to the decoder: it is the
 upper bound on reconstruction quality a quantized bottleneck of the same shape can reach.
+
+Sequences: an input_shape with H == 1, (1, L, C), is a sequence of length L with C
+channels. The input shape decides (no separate key, so a config cannot contradict its
+data): every kernel becomes (1, k) and every stride (1, s), 4x4 s2 p1 -> (1, 4) s(1, 2)
+p(0, 1), 3x3 p1 -> (1, 3) p(0, 1), so only L is halved; the code grid is 1 x L/2^n.
 """
 from collections import namedtuple
 
@@ -63,22 +68,35 @@ def make_config(config=None, defaults=None, **overrides):
                          f"channels), got {merged['hidden']}")
     height, width, _ = merged["input_shape"]
     factor = 2 ** merged["num_downsamplings"]
-    if height % factor or width % factor:
+    if (height % factor and height != 1) or width % factor:
         raise ValueError(f"input_shape {merged['input_shape']} must be divisible by 2**num_downsamplings "
-                         f"= {factor} so that the decoder can return the input size")
+                         f"= {factor} (a sequence (1, L, C): L) so that the decoder can return the input size")
     return merged
 
 
+def is_sequence(config):
+    """True for a (1, L, C) input_shape: a sequence, downsampled along L only."""
+    return config["input_shape"][0] == 1
+
+
+def _kernel(config, k, stride=1, padding=0):
+    """(kernel, stride, padding) of a k x k conv, or of its (1, k) row form for a sequence."""
+    if is_sequence(config):
+        return (1, k), (1, stride), (0, padding)
+    return k, stride, padding
+
+
 def latent_shape(config):
-    """(h, w, d) of z_e for one image: the input size divided by 2**num_downsamplings."""
+    """(h, w, d) of z_e for one image: the input size divided by 2**num_downsamplings ((1, L/2^n, d)
+    for a sequence)."""
     height, width, _ = config["input_shape"]
     factor = 2 ** config["num_downsamplings"]
-    return (height // factor, width // factor, config["code_dim"])
+    return (1 if is_sequence(config) else height // factor, width // factor, config["code_dim"])
 
 
 def _residual_stack(config):
     """num_res_blocks x [ReLU, conv3x3 (->res_hidden), ReLU, conv1x1 (->hidden), add], then ReLU."""
-    blocks = [Residual(Relu, Conv2d(config["res_hidden"], 3, padding=1),
+    blocks = [Residual(Relu, Conv2d(config["res_hidden"], *_kernel(config, 3, padding=1)),
                        Relu, Conv2d(config["hidden"], 1))
               for _ in range(config["num_res_blocks"])]
     return blocks + [Relu]
@@ -87,14 +105,14 @@ def _residual_stack(config):
 def Encoder(config):
     """Stax layer x (B, H, W, C) -> z_e (B, H/2^n, W/2^n, d); n = num_downsamplings.
 
-    Each downsampling is conv4x4 stride 2 pad 1 (halves H and W); all but the last
-    have hidden/2 channels, the last has `hidden`.
+    Each downsampling is conv4x4 stride 2 pad 1 (halves H and W; a sequence's (1, 4)
+    stride (1, 2) halves L); all but the last have hidden/2 channels, the last has `hidden`.
     """
     n, hidden = config["num_downsamplings"], config["hidden"]
     layers = []
     for i in range(n):
-        layers += [Conv2d(hidden if i == n - 1 else hidden // 2, 4, stride=2, padding=1), Relu]
-    layers += [Conv2d(hidden, 3, padding=1)] + _residual_stack(config)
+        layers += [Conv2d(hidden if i == n - 1 else hidden // 2, *_kernel(config, 4, 2, 1)), Relu]
+    layers += [Conv2d(hidden, *_kernel(config, 3, padding=1))] + _residual_stack(config)
     layers += [Conv2d(config["code_dim"], 1)]
     return serial(*layers)
 
@@ -107,10 +125,10 @@ def Decoder(config):
     """
     n, hidden = config["num_downsamplings"], config["hidden"]
     out_channels = config["input_shape"][2]
-    layers = [Conv2d(hidden, 3, padding=1)] + _residual_stack(config)
+    layers = [Conv2d(hidden, *_kernel(config, 3, padding=1))] + _residual_stack(config)
     for i in range(n):
         last = i == n - 1
-        layers += [ConvTranspose2d(out_channels if last else hidden // 2, 4, stride=2, padding=1)]
+        layers += [ConvTranspose2d(out_channels if last else hidden // 2, *_kernel(config, 4, 2, 1))]
         layers += [] if last else [Relu]
     if n == 0:
         layers += [Conv2d(out_channels, 1)]   # no upsampling: project the trunk to C channels

@@ -18,6 +18,13 @@ Sources, chosen with `load_dataset(spec)`:
   `assets/italy_power_demand.npz`), as (N, 1, 24, 1) "images" one row high; works offline.
 - a .npy/.npz file; a folder of .png/.jpg images (no labels); a folder of class
   sub-folders, `root/<class>/*.png` (labels 0.. in sorted class-name order).
+
+Sequences in array files: a 2-D array (N, L) is N sequences of length L; a 3-D array is
+(N, H, W) grey images, unless the .npz says `kind='sequences'`, then it is (N, L, C).
+Either way they come out as (N, 1, L, C) "images" one row high (the models then use
+(1, k) kernels). Their values are any finite numbers, so they are min-max scaled to [0, 1]
+over the whole file (train and test together, one (lo, hi) for all channels), and
+`Dataset.value_range` = (lo, hi) records it: `unscale(x, dataset.value_range)` undoes it.
 """
 import collections
 import hashlib
@@ -30,9 +37,10 @@ from .cifar import CLASSES as CIFAR10_CLASSES
 from .cifar import load_cifar10
 from .idx import IDX_SOURCES, data_root, idx_files, load_idx, load_idx_checked  # noqa: F401 (re-exported)
 
-# classes and source default to None so that loaders can build a Dataset from the four arrays.
-Dataset = collections.namedtuple("Dataset", ["x_train", "y_train", "x_test", "y_test", "classes", "source"],
-                                 defaults=(None, None))
+# classes, source and value_range default to None so that loaders can build a Dataset from the
+# four arrays. value_range (lo, hi): the values were min-max scaled from [lo, hi] (see unscale).
+Dataset = collections.namedtuple("Dataset", ["x_train", "y_train", "x_test", "y_test", "classes", "source",
+                                             "value_range"], defaults=(None, None, None))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 SPECS = ("mnist-embedded", "mnist-5k", "mnist", "fashion-mnist", "cifar10", "italy-power", "<file.npy|file.npz>",
@@ -64,6 +72,36 @@ def to_images(x, source="array"):
         raise ValueError(f"{source}: float pixels must lie in [0, 1], got range "
                          f"[{x.min():g}, {x.max():g}] (divide 0..255 data by 255)")
     return x.astype(onp.float32)
+
+
+def to_sequences(arrays, source="array"):
+    """Sequences (N, L) or (N, L, C) of any finite values -> ([(N, 1, L, C) float32 in [0, 1]], (lo, hi)).
+
+    One min-max scaling over all the given arrays (a list, e.g. train and test), so they stay
+    comparable: x -> (x - lo) / (hi - lo), lo and hi the smallest and largest value (a
+    constant set maps to 0 with hi = lo + 1). `unscale` undoes it.
+    """
+    arrays = [onp.asarray(x) for x in arrays]
+    for x in arrays:
+        if x.ndim not in (2, 3) or 0 in x.shape or not (onp.issubdtype(x.dtype, onp.integer)
+                                                         or onp.issubdtype(x.dtype, onp.floating)):
+            raise ValueError(f"{source}: expected sequences (N, L) or (N, L, C) of numbers, got {x.dtype} {x.shape}")
+        if not onp.all(onp.isfinite(x)):
+            raise ValueError(f"{source}: sequence values must be finite, got NaN or inf")
+    lo = min(float(x.min()) for x in arrays)
+    hi = max(float(x.max()) for x in arrays)
+    hi = hi if hi > lo else lo + 1.0
+    scaled = [((x.astype(onp.float64) - lo) / (hi - lo)).astype(onp.float32) for x in arrays]
+    # (N, L) -> (N, 1, L, 1); (N, L, C) -> (N, 1, L, C): a sequence is an image one row high
+    return [x.reshape(len(x), 1, x.shape[1], -1) for x in scaled], (lo, hi)
+
+
+def unscale(x, value_range):
+    """Undo to_sequences' scaling: x in [0, 1] -> lo + x * (hi - lo); x itself when value_range is None."""
+    if value_range is None:
+        return x
+    lo, hi = value_range
+    return lo + onp.asarray(x, onp.float64) * (hi - lo)
 
 
 def _labels(y, n, source):
@@ -219,12 +257,18 @@ def load_cifar10_dataset(root=None, download=False):
 def load_array_file(path, test_fraction=0.1, rng_seed=0):
     """Images from a .npy (x only) or .npz (keys x [+ y], or x_train [+ y_train, x_test, y_test]).
 
-    Pixels as in `to_images`. Without an explicit test set, a random `test_fraction` of the
-    images (permutation seeded by `rng_seed`) becomes the test set. Pickles are refused.
+    Pixels as in `to_images`; sequences ((N, L), or (N, L, C) with kind='sequences' in the
+    .npz) as in `to_sequences`, with Dataset.value_range set. Without an explicit test set, a
+    random `test_fraction` of the rows (permutation seeded by `rng_seed`) becomes the test
+    set. Pickles are refused.
     """
     path = os.fspath(path)
     if path.endswith(".npy"):
-        return _split(to_images(onp.load(path, allow_pickle=False), path), None, test_fraction, rng_seed)
+        x = onp.load(path, allow_pickle=False)
+        if onp.ndim(x) == 2:
+            [x], value_range = to_sequences([x], path)
+            return _split(x, None, test_fraction, rng_seed)._replace(value_range=value_range)
+        return _split(to_images(x, path), None, test_fraction, rng_seed)
     if not path.endswith(".npz"):
         raise ValueError(f"expected a .npy or .npz file, got {path}")
     with onp.load(path, allow_pickle=False) as f:
@@ -232,18 +276,28 @@ def load_array_file(path, test_fraction=0.1, rng_seed=0):
     prefix = "x_train" if "x_train" in arrays else "x" if "x" in arrays else None
     if prefix is None:
         raise ValueError(f"{path}: expected key 'x' or 'x_train', found {sorted(arrays)}")
+    kind = str(arrays.pop("kind", "sequences" if onp.ndim(arrays[prefix]) == 2 else "images"))
+    if kind not in ("images", "sequences"):
+        raise ValueError(f"{path}: kind must be 'images' or 'sequences', got {kind!r}")
+    x_keys = [prefix] + (["x_test"] if "x_test" in arrays else [])
+    value_range = None
+    if kind == "sequences":        # one scaling for train and test
+        scaled, value_range = to_sequences([arrays[key] for key in x_keys], f"{path}[{prefix}]")
+        arrays.update(zip(x_keys, scaled))
+    else:
+        arrays.update((key, to_images(arrays[key], f"{path}[{key}]")) for key in x_keys)
     y_key = "y_train" if prefix == "x_train" else "y"
-    x = to_images(arrays[prefix], f"{path}[{prefix}]")
+    x = arrays[prefix]
     y = _labels(arrays.get(y_key), len(x), f"{path}[{y_key}]")
     if "x_test" not in arrays:
-        return _split(x, y, test_fraction, rng_seed)
-    x_test = to_images(arrays["x_test"], f"{path}[x_test]")
+        return _split(x, y, test_fraction, rng_seed)._replace(value_range=value_range)
+    x_test = arrays["x_test"]
     y_test = _labels(arrays.get("y_test"), len(x_test), f"{path}[y_test]")
     if x_test.shape[1:] != x.shape[1:]:
         raise ValueError(f"{path}: x_test images {x_test.shape[1:]} differ from x_train images {x.shape[1:]}")
     if (y is None) != (y_test is None):
         raise ValueError(f"{path}: give labels for both train and test ({y_key}, y_test) or for neither")
-    return Dataset(x, y, x_test, y_test)
+    return Dataset(x, y, x_test, y_test, value_range=value_range)
 
 
 def _read_image(path):
@@ -342,7 +396,11 @@ def describe(dataset):
     labels: 10 classes (airplane, automobile, bird, ...)'
     """
     n, h, w, c = dataset.x_train.shape
-    kind = {1: " (grayscale)", 3: " (colour)"}.get(c, "")
+    if h == 1:   # a sequence is an image one row high
+        size, kind = f"sequences, length {w}", ("" if dataset.value_range is None else
+                                                 ", min-max scaled from [{:g}, {:g}]".format(*dataset.value_range))
+    else:
+        size, kind = f"images, {h}x{w}", {1: " (grayscale)", 3: " (colour)"}.get(c, "")
     if dataset.y_train is None:
         labels = "no labels"
     elif dataset.classes is None:
@@ -350,5 +408,5 @@ def describe(dataset):
     else:
         shown = ", ".join(dataset.classes[:3]) + (", ..." if len(dataset.classes) > 3 else "")
         labels = f"labels: {len(dataset.classes)} classes ({shown})"
-    return (f"{dataset.source or 'arrays'}: {n} train + {len(dataset.x_test)} test images, {h}x{w}, "
+    return (f"{dataset.source or 'arrays'}: {n} train + {len(dataset.x_test)} test {size}, "
             f"{c} channel{'s' if c > 1 else ''}{kind}, {labels}")

@@ -18,6 +18,7 @@ from .checkpoint import load_checkpoint
 from .codes import encode_dataset, save_code_grids
 from .data import SPECS, describe, load_dataset
 from .files import as_stored, atomic_open, atomic_write_json, read_json
+from .prior import DEFAULT_CONFIG as PRIOR_DEFAULTS
 from .prior import build_prior, make_config
 from .plots import (code_grid_map, codebook_usage, history_records, image_grid, reconstructions,
                     sample_comparison, training_curves)
@@ -234,6 +235,10 @@ def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, 
     else:
         options["num_classes"] = None
     options["num_codes"] = vqvae.model.config["num_codes"]
+    if train_grids.indices.shape[1] == 1:   # a 1 x L grid (sequences): row kernels, no rows above to read
+        for key in ("first_kernel", "kernel"):
+            size = options.get(key, PRIOR_DEFAULTS[key])
+            options[key] = [1, size if onp.ndim(size) == 0 else size[1]]   # a list, as JSON keeps it
     codes_mode = options.get("input_mode", "embedding") == "codes"
     options["code_dim"] = vqvae.model.config["code_dim"] if codes_mode else None
     config = make_config(**options)

@@ -269,7 +269,7 @@ def test_npz_explicit_test_set(tmp_path):
     (np.full((3, 2, 2), np.inf), "finite"),
     (np.full((3, 2, 2), 1.5), r"\[0, 1\], got range \[1.5, 1.5\]"),
     (np.full((3, 2, 2), -0.1), r"\[0, 1\]"),
-    (np.zeros((3, 4)), r"\(N, H, W\) or \(N, H, W, C\)"),
+    (np.zeros(3), r"\(N, H, W\) or \(N, H, W, C\)"),      # 2-D (N, L) arrays are sequences (test_sequences.py)
     (np.zeros((3, 2, 2, 0)), r"N, H, W, C >= 1"),
     (np.zeros((3, 2, 2), np.int64), "must be uint8"),
     (np.array([[["a"]]]), "dtype <U1"),
