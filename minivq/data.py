@@ -214,7 +214,9 @@ def load_italy_power(scaled=True):
     training part small on purpose, to make classification hard). Returns x (N, 1, 24, 1)
     float32, a sequence as an image one row high; scaled=True maps values v to
     (v - lo) / (hi - lo) with (lo, hi) = ITALY_POWER_RANGE, scaled=False keeps the
-    archive's z-normalised values. Labels 0/1 are the archive's 1/2.
+    archive's z-normalised values (Dataset.value_range is then None, else ITALY_POWER_RANGE:
+    `unscale(x, dataset.value_range)` gives the archive's values back). Labels 0/1 are the
+    archive's 1/2.
     """
     arrays = _asset_arrays("italy_power_demand.npz",
                            {"x_train": (67, 24), "y_train": (67,), "x_test": (1029, 24), "y_test": (1029,)},
