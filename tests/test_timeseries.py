@@ -37,6 +37,8 @@ def test_italy_power_values_are_the_archives_z_normalised_series():
     onp.testing.assert_allclose(raw.x_test[0, 0, :3, 0], [-0.71051757, -1.1833204, -1.3724416], rtol=1e-7)
     lo, hi = data.ITALY_POWER_RANGE
     onp.testing.assert_allclose(scaled.x_train, (raw.x_train - lo) / (hi - lo), rtol=1e-6)
+    assert scaled.value_range == (lo, hi) and raw.value_range is None
+    onp.testing.assert_allclose(data.unscale(scaled.x_test, scaled.value_range), raw.x_test, atol=1e-6)
 
 
 def test_italy_power_asset_checksum_matches_readme():
