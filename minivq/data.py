@@ -229,7 +229,8 @@ def load_italy_power(scaled=True):
 
     return Dataset(series(arrays["x_test"]), arrays["y_test"].astype(onp.int64),
                    series(arrays["x_train"]), arrays["y_train"].astype(onp.int64), ITALY_POWER_CLASSES,
-                   "italy-power (UCR ItalyPowerDemand, embedded; train = the archive's TEST part)")
+                   "italy-power (UCR ItalyPowerDemand, embedded; train = the archive's TEST part)",
+                   ITALY_POWER_RANGE if scaled else None)
 
 
 def load_idx_dataset(name, root=None, download=False):
