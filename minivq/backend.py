@@ -7,12 +7,15 @@ Choose with `minivq.set_backend("plain" | "fast")`, for a block with
 `with minivq.use_backend("plain"): ...`, or for a whole process with the environment
 variable MINIVQ_BACKEND=plain. Layers call `backend.conv2d` / `backend.conv_transpose2d`,
 which look the backend up at call time, so a switch takes effect on models already built.
+Encoding (forward only) goes through `backend.inference()` and `backend.nearest_codes`: the
+plain layers and quantize.nearest_codes, or the fast backend's minivq/fast_forward.py.
 """
 import contextlib
 import os
 
 from . import conv as _plain
 from . import fast_conv as _fast
+from . import fast_forward as _fast_forward
 
 BACKENDS = {"plain": _plain, "fast": _fast}
 _current = {"name": None}
@@ -50,6 +53,21 @@ def conv2d(x, w, stride=1, padding=0):
 def conv_transpose2d(y, w, stride=1, padding=0, output_padding=0):
     """conv_transpose2d of the current backend; see minivq/conv.py for the math and shapes."""
     return BACKENDS[_current["name"]].conv_transpose2d(y, w, stride, padding, output_padding)
+
+
+
+def inference():
+    """A context for forward passes without gradients: the fast backend's forward-pass settings
+    (fast_forward.inference), nothing on the plain backend."""
+    return _fast_forward.inference() if _current["name"] == "fast" else contextlib.nullcontext()
+
+
+def nearest_codes(codebook, z_e):
+    """quantize.nearest_codes (plain) or fast_forward.nearest_codes (fast): (K, d), (..., d) -> int64 (...)."""
+    if _current["name"] == "fast":
+        return _fast_forward.nearest_codes(codebook, z_e)
+    from .quantize import nearest_codes as plain_nearest_codes   # here: quantize imports layers, layers backend
+    return plain_nearest_codes(codebook, z_e)
 
 
 set_backend(os.environ.get("MINIVQ_BACKEND", "fast"))

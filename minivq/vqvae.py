@@ -32,11 +32,12 @@ from collections import namedtuple
 
 import numpy as onp
 
+from . import backend
 from .autoencoder import DEFAULT_CONFIG, Decoder, Encoder, batched_mse, latent_shape, make_config, mse
 from .checks import check_images, check_indices, check_vectors
 from .codebook import ema_init, ema_reset_codes, ema_update, init_codebook_from_data, restart_dead_codes
 from .layers import Dense, Flatten, Reshape, serial
-from .quantize import VectorQuantizer, nearest_codes, perplexity, quantize, used_codes
+from .quantize import VectorQuantizer, perplexity, quantize, used_codes
 
 VQVAE_DEFAULTS = dict(
     DEFAULT_CONFIG,
@@ -143,9 +144,12 @@ def build_vqvae(config=None):
         return loss_and_aux(params, x)[1]
 
     def encode(params, x):
+        # Forward only: the backend's forward-pass settings and nearest codes (plain: the
+        # layers as in training and quantize.nearest_codes; fast: minivq/fast_forward.py).
         codebook = params["quantizer"]["codebook"]
-        z_e = encoder(params["encoder"], check_images(x, config["input_shape"], value_range=(0, 1)))
-        indices = nearest_codes(codebook, z_e)                       # (B, h, w) int64
+        with backend.inference():
+            z_e = encoder(params["encoder"], check_images(x, config["input_shape"], value_range=(0, 1)))
+        indices = backend.nearest_codes(codebook, z_e)               # (B, h, w) int64
         return indices, codebook[indices]                            # (B, h, w, d)
 
     def decode(params, codes):
@@ -161,7 +165,8 @@ def build_vqvae(config=None):
         def reconstruct(batch):
             indices, codes = encode(params, batch)
             all_indices.append(indices)
-            return decode(params, codes)
+            with backend.inference():
+                return decode(params, codes)
 
         test_mse = batched_mse(reconstruct, x, batch_size)
         all_indices = onp.concatenate(all_indices)
