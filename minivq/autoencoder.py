@@ -137,6 +137,7 @@ def Decoder(config):
 
 def batched_mse(reconstruct, x, batch_size=500):
     """Per-pixel MSE of reconstruct(x_batch) against x over all of x, in batches (no gradients)."""
+    check_images(x, name="x (the evaluation images)")     # also refuses an empty set (0/0)
     total = 0.0
     for start in range(0, len(x), batch_size):
         batch = x[start:start + batch_size]
@@ -188,7 +189,7 @@ def build_autoencoder(config=None):
         return loss_and_aux(params, x)[1]
 
     def encode(params, x):
-        return encoder(params["encoder"], check_images(x, config["input_shape"]))
+        return encoder(params["encoder"], check_images(x, config["input_shape"], value_range=(0, 1)))
 
     def decode(params, z):
         return decoder(params["decoder"], check_vectors(z, ("B",) + latent_shape(config), name="z"))

@@ -23,7 +23,7 @@ import zipfile
 
 import numpy as onp
 
-from minivq.files import atomic_open
+from minivq.files import as_stored, atomic_open
 from minivq.tree import tree_flatten_with_paths
 
 FORMAT, VERSION = "minivq", 1
@@ -81,7 +81,7 @@ def _digest(meta_text, arrays):
     return sha.hexdigest()
 
 
-def _write(path, kind, trees, config=None, step=0):
+def _write(path, kind, trees, config=None, step=0, model=None):
     """Atomically write `trees` ({name: tree or None}) and the record to exactly `path`."""
     if config is not None and not isinstance(config, dict):
         raise TypeError(f"config must be a dict or None, got {type(config).__name__}")
@@ -97,8 +97,9 @@ def _write(path, kind, trees, config=None, step=0):
     arrays = {}
     for name, tree in trees.items():
         arrays.update(_flatten(name, tree) if tree is not None else {})
+    named = {} if model is None else {"model": model}     # files of unnamed trees stay as before
     meta_text = json.dumps({"format": FORMAT, "version": VERSION, "kind": kind, "step": step,
-                            "config": config, "structure": {name: _structure(tree) for name,
+                            "config": config, **named, "structure": {name: _structure(tree) for name,
                             tree in trees.items() if tree is not None}}, allow_nan=False)
     records = {META_KEY: onp.array(meta_text), DIGEST_KEY: onp.array(_digest(meta_text, arrays))}
     with atomic_open(path) as f:
@@ -115,8 +116,10 @@ def _read(path, kind):
                 with loaded:
                     arrays = {key: loaded[key] for key in loaded.files}
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
-            raise CheckpointError(f"{path}: expected a minivq .npz file, but it cannot be "
-                                  f"read (truncated or corrupted?): {err}") from err
+            reason = "" if "pickle" in str(err) else f": {err}"   # never numpy's "load it unsafely"
+            raise CheckpointError(f"{path}: expected a minivq .npz file, but it cannot be read "
+                                  f"as plain arrays (truncated, corrupted or not a checkpoint?)"
+                                  f"{reason}") from None
     if arrays is None or META_KEY not in arrays or DIGEST_KEY not in arrays:
         raise CheckpointError(f"{path} is not a minivq file: expected an .npz with "
                               f"'{META_KEY}' and '{DIGEST_KEY}' records")
@@ -151,19 +154,35 @@ def load_tree(path):
     return _read(path, "tree")[1]["tree"]
 
 
-def save_checkpoint(path, params, opt_state=None, config=None, step=0, extra=None):
+def save_checkpoint(path, params, opt_state=None, config=None, step=0, extra=None, model=None):
     """Atomically write a training checkpoint to `path` (no suffix added).
 
     params, opt_state, extra: trees of arrays (or None); config: JSON-serialisable dict
-    (tuples come back as lists); step: int.
+    (tuples come back as lists); step: int; model: the name of what params are ('vqvae',
+    'prior', ...), checked by load_checkpoint(path, model=...).
     """
     _write(path, "checkpoint", dict(zip(CHECKPOINT_TREES, (params, opt_state, extra))),
-           config=config, step=step)
+           config=config, step=step, model=model)
 
 
-def load_checkpoint(path):
-    """dict(params=, opt_state=, config=, step=int, extra=) as given to `save_checkpoint`."""
+def load_checkpoint(path, model=None, config=None):
+    """dict(params=, opt_state=, config=, step=int, extra=) as given to `save_checkpoint`.
+
+    model: the name the file must record (CheckpointError naming both otherwise; files
+    written before names were recorded pass); config: the config it must have been
+    trained with (CheckpointError listing the keys that differ).
+    """
     meta, trees = _read(path, "checkpoint")
+    stored = meta.get("model")
+    if model is not None and stored is not None and stored != model:
+        raise CheckpointError(f"{path}: expected a {model} checkpoint, got a {stored} checkpoint "
+                              f"(pass the file of the {model})")
+    if config is not None and meta["config"] != as_stored(config):
+        old, new = meta["config"] or {}, as_stored(config) or {}
+        keys = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+        detail = ", ".join(f"{key}: file {old.get(key)!r}, expected {new.get(key)!r}" for key in keys)
+        raise CheckpointError(f"{path}: its {stored or 'model'} was trained with another config "
+                              f"({detail}); build the model from ckpt['config'] instead")
     return dict({name: trees.get(name) for name in CHECKPOINT_TREES},
                 config=meta["config"], step=int(meta["step"]))
 

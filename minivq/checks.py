@@ -5,7 +5,7 @@ A shape pattern is a tuple of sizes where a name (a str) matches any size and a 
 array of 16-vectors. Checks read plain values, so they also work on autograd boxes.
 """
 import numpy as onp
-from autograd.tracer import getval
+from autograd.tracer import Box, getval
 
 
 def shape_text(pattern):
@@ -45,11 +45,11 @@ def check_indices(indices, num_codes, shape=None, name="indices", nonempty=False
     return value
 
 
-def check_finite(x, name="x"):
-    """ValueError if x holds NaN or inf."""
+def check_finite(x, name="x", advice=""):
+    """ValueError if x holds NaN or inf; `advice` (e.g. where the NaN may come from) ends the message."""
     value = onp.asarray(getval(x))
     if not onp.all(onp.isfinite(value)):
-        raise ValueError(f"{name} of shape {value.shape} contains NaN or inf")
+        raise ValueError(f"{name} of shape {value.shape} contains NaN or inf" + (f": {advice}" if advice else ""))
 
 
 def check_vectors(z, shape, name="z"):
@@ -81,9 +81,41 @@ def check_images(x, shape=None, name="x", value_range=None):
     if not shape_matches(value.shape, pattern):
         raise ValueError(f"{name} must have shape {shape_text(pattern)}, channels last, "
                          f"got {value.shape}")
+    if value.shape[0] == 0:                      # a mean over no images is 0/0
+        raise ValueError(f"{name} must hold at least one image, got shape {value.shape}")
     check_finite(value, name)
     if value_range is not None and value.size:
         low, high = value.min(), value.max()
         if low < value_range[0] or high > value_range[1]:
-            raise ValueError(f"{name} must hold pixels in [0, 1], got range [{low:g}, {high:g}]")
+            hint = " (divide 0..255 pixels by 255)" if high > 1.5 else ""
+            raise ValueError(f"{name} must hold pixels in [0, 1], got range [{low:g}, {high:g}]{hint}")
     return x
+
+
+def _refuse_boxes(name, values):
+    if any(isinstance(value, Box) for value in values):
+        raise NotImplementedError(
+            f"{name}: cannot differentiate a gradient (second order): the conv primitives' VJPs are "
+            f"raw NumPy and first-order only; take one gradient, or finite differences of it")
+
+
+def first_order(*makers):
+    """The VJP makers of a raw-NumPy primitive, refusing a second-order gradient by name.
+
+    autograd takes a gradient of a gradient by tracing the VJP itself: its g (or an
+    argument it saved) arrives as an autograd Box, on which raw NumPy fails deep inside
+    ("'ArrayBox' object has no attribute 'itemsize'"). Works for defvjp makers
+    (ans, *args) and defvjp_argnums makers (argnums, ans, args, kwargs) alike:
+        defvjp(conv2d, *first_order(conv2d_vjp_x, conv2d_vjp_w))
+    """
+    def checked(maker):
+        def checked_maker(*args, **kwargs):
+            _refuse_boxes(maker.__name__, [v for a in args for v in (a if isinstance(a, tuple) else (a,))])
+            vjp = maker(*args, **kwargs)
+
+            def checked_vjp(g):
+                _refuse_boxes(maker.__name__, [g])
+                return vjp(g)
+            return checked_vjp
+        return checked_maker
+    return [checked(maker) for maker in makers]

@@ -11,12 +11,11 @@ Files are plain .npz, read with allow_pickle=False and validated on load.
 """
 import collections
 import os
-import zipfile
 
 import numpy as onp
 
 from .checks import check_indices, check_vectors
-from .files import atomic_save_npz
+from .files import atomic_save_npz, read_arrays
 from .threads import apply_threads
 
 CodeGrids = collections.namedtuple("CodeGrids", ["indices", "codes", "labels"])
@@ -76,11 +75,9 @@ def load_code_grids(path):
     """CodeGrids written by `save_code_grids`; FileNotFoundError / ValueError if missing or malformed."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no code-grid file at {path}")
-    try:
-        with onp.load(path, allow_pickle=False) as f:
-            arrays = {key: f[key] for key in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path} is not a readable .npz of code grids: {error}") from error
+    arrays = read_arrays(path, "an .npz of code grids (indices, codes[, labels]) written by `encode`")
+    if not isinstance(arrays, dict):
+        raise ValueError(f"{path} is a single .npy array, not an .npz of code grids (indices, codes)")
     missing = {"indices", "codes"} - set(arrays)
     if missing:
         raise ValueError(f"{path}: missing arrays {sorted(missing)}; found {sorted(arrays)}")

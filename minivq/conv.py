@@ -12,14 +12,14 @@ so that with W = w as a (kh*kw*C, F) matrix each map is one matmul:
     input grad   dx = col2im(g @ W^T)    (B*Ho*Wo, F) @ (F, kh*kw*C), rows added back onto their windows
     weight grad  dW = cols(x)^T @ g      (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F)
 
-conv_transpose2d's forward is conv2d's input grad, its input grad conv2d's forward, its weight
-grad conv2d's with x and g swapped. Raw NumPy (`onp`) bodies: the VJPs are first-order only.
-minivq/fast_conv.py computes the same faster; minivq/backend.py picks one for the layers.
+conv_transpose2d's forward is conv2d's input grad, its input grad conv2d's forward, its weight grad conv2d's with x
+and g swapped. Raw NumPy: first-order VJPs, float64 output if x or w is. fast_conv.py: the same, faster (backend.py picks).
 """
 import contextlib
 
 import numpy as onp
 from autograd.extend import defvjp, primitive
+from .checks import first_order
 
 
 def pair(value):
@@ -132,7 +132,7 @@ def conv2d_vjp_w(ans, x, w, stride=1, padding=0):
     return lambda g: _weight_grad(x, g, w.shape, pair(stride), pad_sides(padding))
 
 
-defvjp(conv2d, conv2d_vjp_x, conv2d_vjp_w)
+defvjp(conv2d, *first_order(conv2d_vjp_x, conv2d_vjp_w))
 
 
 @primitive
@@ -157,4 +157,4 @@ def conv_transpose2d_vjp_w(ans, y, w, stride=1, padding=0, output_padding=0):
     return lambda g: _weight_grad(g, y, w.shape, pair(stride), pad_sides(padding))
 
 
-defvjp(conv_transpose2d, conv_transpose2d_vjp_y, conv_transpose2d_vjp_w)
+defvjp(conv_transpose2d, *first_order(conv_transpose2d_vjp_y, conv_transpose2d_vjp_w))

@@ -35,6 +35,7 @@ import numpy as onp
 
 from .cifar import CLASSES as CIFAR10_CLASSES
 from .cifar import load_cifar10
+from .files import read_arrays
 from .idx import IDX_SOURCES, data_root, idx_files, load_idx, load_idx_checked  # noqa: F401 (re-exported)
 
 # classes, source and value_range default to None so that loaders can build a Dataset from the
@@ -51,7 +52,10 @@ def to_images(x, source="array"):
     """Validate pixels and return them as (N, H, W, C) float32 in [0, 1].
 
     Accepts (N, H, W) or (N, H, W, C) for any C >= 1; uint8 in 0..255 (divided by 255)
-    or float in [0, 1]. `source` names the input in error messages.
+    or float in [0, 1]. `source` names the input in error messages. uint8 pixels that are
+    all 0 or 1 (binary masks) are refused rather than guessed at: divided by 255 they would
+    be near-black, read as 0/1 they would mean another scale; pass them as float (x * 1.0)
+    or as 0/255.
     """
     x = onp.asarray(x)
     shape, expected = x.shape, "(N, H, W) or (N, H, W, C) with N, H, W, C >= 1"
@@ -62,6 +66,10 @@ def to_images(x, source="array"):
     if x.ndim != 4 or 0 in x.shape:
         raise ValueError(f"{source}: expected shape {expected}, got {shape}")
     if x.dtype == onp.uint8:
+        if x.max() == 1:       # 0/1 masks, not 0..255 intensities (1/255 would be near-black)
+            raise ValueError(f"{source}: uint8 pixels are read as 0..255, but these are all 0 or 1 "
+                             f"(binary masks?): pass them as floats in [0, 1] (x.astype(np.float32)) "
+                             f"or as 0/255 (x * 255)")
         return x.astype(onp.float32) / onp.float32(255)
     if onp.issubdtype(x.dtype, onp.integer):
         raise ValueError(f"{source}: integer pixels must be uint8 (0..255), got {x.dtype}; "
@@ -267,15 +275,19 @@ def load_array_file(path, test_fraction=0.1, rng_seed=0):
     """
     path = os.fspath(path)
     if path.endswith(".npy"):
-        x = onp.load(path, allow_pickle=False)
+        x = read_arrays(path, "one uint8 (0..255) or float (0..1) image array saved by numpy.save")
+        if isinstance(x, dict):
+            raise ValueError(f"{path} is an .npz archive named .npy: rename it to .npz")
         if onp.ndim(x) == 2:
             [x], value_range = to_sequences([x], path)
             return _split(x, None, test_fraction, rng_seed)._replace(value_range=value_range)
         return _split(to_images(x, path), None, test_fraction, rng_seed)
     if not path.endswith(".npz"):
         raise ValueError(f"expected a .npy or .npz file, got {path}")
-    with onp.load(path, allow_pickle=False) as f:
-        arrays = {key: f[key] for key in f.files}
+    arrays = read_arrays(path, "an .npz (numpy.savez) with image arrays x [+ y] or x_train [+ y_train, "
+                               "x_test, y_test]")
+    if not isinstance(arrays, dict):
+        raise ValueError(f"{path} is a .npy array named .npz: rename it to .npy")
     prefix = "x_train" if "x_train" in arrays else "x" if "x" in arrays else None
     if prefix is None:
         raise ValueError(f"{path}: expected key 'x' or 'x_train', found {sorted(arrays)}")

@@ -41,6 +41,7 @@ import threading
 import numpy as onp
 from autograd.extend import defvjp_argnums, primitive
 
+from .checks import first_order
 from .conv import check_conv_args, conv_output_size, conv_transpose_output_size, pad_sides, pair
 
 __all__ = ["SETTINGS", "configured", "conv2d", "conv2d_vjp", "conv_transpose2d", "conv_transpose2d_vjp",
@@ -396,7 +397,7 @@ def _argnums_vjp(argnums, each, both=None):
     return lambda g: tuple(each[argnum](g) for argnum in argnums)
 
 
-defvjp_argnums(conv2d, conv2d_vjp)
+defvjp_argnums(conv2d, *first_order(conv2d_vjp))
 
 
 @primitive
@@ -422,4 +423,4 @@ def conv_transpose2d_vjp(argnums, ans, args, kwargs):
     return _argnums_vjp(argnums, each, lambda g: _conv_forward_and_weight_grad(g, w, y, strides, pads))
 
 
-defvjp_argnums(conv_transpose2d, conv_transpose2d_vjp)
+defvjp_argnums(conv_transpose2d, *first_order(conv_transpose2d_vjp))

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 
 import numpy as onp
 
@@ -82,6 +83,30 @@ def read_json(path, what="file"):
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}): this {what} is corrupt; restore it "
                          f"from a backup or start the step over with --force") from None
+
+
+def read_arrays(path, expected):
+    """The array of a .npy, or {key: array} of an .npz, read without pickle.
+
+    A file NumPy cannot read as plain arrays raises ValueError naming it and `expected`
+    (what it should hold), never numpy's advice to load it unsafely: unpickling runs code.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            loaded = onp.load(f, allow_pickle=False)
+            if not isinstance(loaded, onp.lib.npyio.NpzFile):
+                return loaded
+            with loaded:
+                return {key: loaded[key] for key in loaded.files}
+    except (ValueError, EOFError, zipfile.BadZipFile) as err:
+        if "Object arrays" in str(err):
+            raise ValueError(f"{path} holds an object array (Python objects, stored with pickle): "
+                             f"expected {expected}; convert it to numbers (e.g. x.astype(numpy.float32)) "
+                             f"and save it again") from None
+        raise ValueError(f"{path} is not a NumPy .npy/.npz file of plain arrays (it is damaged, "
+                         f"another format, or a pickle, which minivq never loads): expected "
+                         f"{expected}") from None
 
 
 def as_stored(obj):

@@ -142,7 +142,8 @@ def train_vqvae(run_dir, data=None, steps=None, batch_size=None, lr=None, eval_e
               settings["lr"], rng, step_hook=vqvae.step_hook, hook_state=vqvae.init_state(params),
               eval_fn=lambda p: vqvae.evaluate(p, dataset.x_test), eval_every=settings["eval_every"],
               best_metric="test_mse", out_dir=directory, checkpoint_every=settings["checkpoint_every"],
-              resume=resume, allow_new_settings=allow_new_settings, config=config, progress=progress)
+              resume=resume, allow_new_settings=allow_new_settings, config=config, progress=progress,
+              model="vqvae")
     seconds = time.perf_counter() - start
     history = os.path.join(directory, "history.json")
     curves = _curves(history, os.path.join(run_dir, "figures", f"{MODEL_DIRS[kind]}_curves.png"),
@@ -278,7 +279,7 @@ def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, 
               settings["batch_size"], settings["lr"], rng, eval_fn=eval_fn,
               eval_every=settings["eval_every"], best_metric="test_bits", out_dir=directory,
               checkpoint_every=settings["checkpoint_every"], resume=resume,
-              allow_new_settings=allow_new_settings, config=config, progress=progress)
+              allow_new_settings=allow_new_settings, config=config, progress=progress, model="prior")
     seconds = time.perf_counter() - start
     history = os.path.join(directory, "history.json")
     curves = _curves(history, os.path.join(run_dir, "figures", "prior_curves.png"), ("loss", "bits"))
@@ -335,7 +336,8 @@ def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name
                          f"to replace it")
     vqvae = load_vqvae(run_dir)
     prior_dir = os.path.join(run_dir, "prior")
-    ckpt = load_checkpoint(trained_path(run_dir, "prior", "prior", "minivq train-prior --run {run}"))
+    ckpt = load_checkpoint(trained_path(run_dir, "prior", "prior", "minivq train-prior --run {run}"),
+                           model="prior")
     check_same_vqvae(read_json(os.path.join(prior_dir, "config.json"), "run config")["vqvae_sha256"],
                       vqvae.sha256, prior_dir, f"run `minivq encode --run {run_dir}` and "
                                                f"`minivq train-prior --run {run_dir} --force` again")

@@ -60,7 +60,7 @@ def load_vqvae(run_dir, kind="grid"):
     """Trained(model, params, path, sha256, step): the run's best VQ-VAE of this kind."""
     command = "minivq train-vqvae --out {run}" + (" --kind flat" if kind == "flat" else "")
     path = trained_path(run_dir, MODEL_DIRS[kind], f"{kind} VQ-VAE", command)
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, model="vqvae")
     return Trained(build_vqvae(ckpt["config"]), ckpt["params"], path, file_sha256(path), ckpt["step"])
 
 

@@ -17,7 +17,7 @@ import math
 
 import numpy as onp
 
-from .checks import check_indices
+from .checks import check_finite, check_indices
 from .prior import check_labels
 
 
@@ -35,11 +35,14 @@ def sample_from_logits(logits, rng, temperature=1.0, top_k=None, greedy=False):
     Draws by inverse CDF with one uniform per row from `rng` (numpy Generator), so the same
     seed gives the same samples. greedy=True returns the argmax (the T -> 0 limit) and
     uses no random numbers; top_k keeps the k largest logits (ties at the k-th kept too).
+    NaN or inf logits raise ValueError (they would silently all draw code 0).
     """
     _check_sampling_options(temperature, top_k)
     logits = onp.asarray(logits, onp.float64)
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (n, K), got {logits.shape}")
+    check_finite(logits, "logits", "a NaN/inf logit has no probability to draw from (are the "
+                                   "prior's weights finite? check its checkpoint)")
     num_codes = logits.shape[1]
     if greedy:
         return onp.argmax(logits, axis=1).astype(onp.int64)

@@ -132,6 +132,20 @@ def check_settings(steps, batch_size, lr, num_examples, eval_every=1, checkpoint
         raise ValueError("; ".join(problems))
 
 
+def check_data_precision(data, params):
+    """ValueError if float `data` is of another precision than the float parameters.
+
+    float64 images with float32 parameters would run every step in float64 (twice the
+    cost); the step check would then blame the loss for a leaked constant.
+    """
+    dtypes = sorted({str(onp.asarray(p).dtype) for _, p in tree_flatten_with_paths(params)
+                     if onp.asarray(p).dtype.kind == "f"})
+    kind = getattr(getattr(data, "dtype", None), "kind", None)
+    if kind == "f" and dtypes and str(data.dtype) not in dtypes:
+        raise ValueError(f"data is {data.dtype} but the parameters are {', '.join(dtypes)}: cast "
+                         f"the data first (data.astype(numpy.{dtypes[0]}))")
+
+
 def _resume_history(ckpt, settings, allow_new_settings, paths):
     """The history of a checkpoint, to continue; ValueError if the training settings changed.
 
@@ -162,7 +176,7 @@ def _resume_history(ckpt, settings, allow_new_settings, paths):
 def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, step_hook=None,
           hook_state=None, eval_fn=None, eval_every=1000, best_metric="test_mse", out_dir=None,
           checkpoint_every=1000, resume=False, allow_new_settings=False, config=None, progress=True,
-          threads="auto"):
+          threads="auto", model=None):
     """Minimise loss_fn over minibatches of `data` with `optimizer`; returns a TrainResult.
 
     loss_fn(params, batch) -> scalar or (scalar, aux dict); data: (N, ...) training
@@ -174,7 +188,9 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
     hook_state, aux, batch, rng) -> (params, hook_state) runs after each optimizer step;
     hook_state is a tree of arrays saved in checkpoints. eval_fn(params) -> dict of
     floats runs every eval_every steps and at the end; the lowest `best_metric` is kept
-    as best.npz. config: JSON dict stored in checkpoints (resume refuses a different one).
+    as best.npz. config: JSON dict stored in checkpoints (resume refuses a different one);
+    model: the model's name ('vqvae', 'prior', ...) stored with it, checked by
+    load_checkpoint(path, model=...). data: float data must have the parameters' precision.
     resume=True needs out_dir/checkpoint.npz and the run's own settings (only `steps`
     may grow), unless allow_new_settings=True, which records the change in the history.
     Raises TrainingDivergedError on a NaN/inf loss, gradient or updated parameter, before
@@ -186,6 +202,7 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
     progress bar shows the count and prints why.
     """
     check_settings(steps, batch_size, lr, len(data), eval_every, checkpoint_every)
+    check_data_precision(data, params)
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir of the run to continue")
     opt_init, opt_update = adam(lr) if optimizer is None else optimizer
@@ -206,7 +223,7 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
         if not os.path.isfile(paths["checkpoint.npz"]):
             raise FileNotFoundError(f"cannot resume: {paths['checkpoint.npz']} does not exist (the "
                                     f"run wrote no checkpoint yet); start it over instead of resuming")
-        ckpt = load_checkpoint(paths["checkpoint.npz"])
+        ckpt = load_checkpoint(paths["checkpoint.npz"], model=model)
         if ckpt["config"] != as_stored(config):
             raise ValueError(f"cannot resume {paths['checkpoint.npz']}: it was trained with config "
                              f"{ckpt['config']}, got {as_stored(config)}")
@@ -222,7 +239,8 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
     def save(name, step):
         extra = {"rng": onp.array(rng_state_to_json(rng)), "hook_state": hook_state,
                  "sampler": sampler, "best": onp.array(best), "history": onp.array(json.dumps(history))}
-        save_checkpoint(paths[name], params, opt_state, config=config, step=step, extra=extra)
+        save_checkpoint(paths[name], params, opt_state, config=config, step=step, extra=extra,
+                        model=model)
         saved[name] = step
 
     blas_threads, blas_note = apply_threads(threads)    # e.g. 1 beside a busy process (2.8x faster)
