@@ -256,9 +256,10 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
             loss_dtype, loss = onp.result_type(loss), float(loss)
             _check_step(loss, loss_dtype, params, grads, step)
             params, opt_state = opt_update(params, grads, opt_state)
+            _check_params(params, step, loss)           # before the hook reads them (EMA codebook)
             if step_hook is not None:
                 params, hook_state = step_hook(params, hook_state, aux, batch, rng)
-            _check_params(params, step, loss)           # before any eval or save of this step
+                _check_params(params, step, loss)       # before any eval or save of this step
             done = step + 1
             metrics = dict(scalar_metrics(aux), loss=loss)
             history["train"].append(dict(step=done, **metrics))

@@ -479,3 +479,14 @@ def test_offline_download_is_one_line(tmp_path, capsys, monkeypatch):
     err = cli_error(capsys, "train-vqvae", "--out", tmp_path / "run", "--data", "mnist",
                     "--download", *TINY)
     assert "offline" in err
+
+
+def test_a_huge_lr_on_the_vqvae_ends_with_the_divergence_message(tmp_path, capsys):
+    # lr 1e300 is inf in float32: inf * 0 makes the EMA codebook NaN; the loop must name the
+    # divergence (checked right after the update), not the EMA hook's "codebook ... NaN or inf".
+    out = tmp_path / "run"
+    main(["train-vqvae", "--out", str(out), *TINY])
+    err = cli_error(capsys, "train-vqvae", "--out", out, "--resume", "--steps", "4", "--lr", "1e300",
+                    "--allow-new-settings", "--no-progress")
+    assert "became non-finite" in err and "best.npz" in err
+    assert load_checkpoint(out / "vqvae" / "checkpoint.npz")["step"] == 2
