@@ -21,6 +21,7 @@ from . import pipeline
 from .checkpoint import CheckpointError
 from .data import SPECS
 from .demo import demo
+from .likelihood import format_bits
 from .threads import apply_threads
 from .train import TrainingDivergedError
 from .vqvae import VQVAE_DEFAULTS
@@ -108,6 +109,8 @@ def _train_prior(args):
     print(f"{kind}PixelCNN prior: {best} (uniform {result['uniform_bits']:.2f}, unigram "
           f"{result['unigram_bits']:.2f}, independent cells {result['independent_bits']:.2f}), "
           f"{result['seconds']:.0f} s -> {result['checkpoint']}")
+    if "bits_per_dim" in result:
+        print(f"whole model: {format_bits(result['test_bits'], result['bits_per_dim'])}")
 
 
 def _sample(args):
@@ -137,7 +140,7 @@ def _demo(args):
     print(f"\ndemo: test MSE {summary['test_mse']:.5f}, perplexity {summary['perplexity']:.1f}, "
           f"used codes {summary['used_codes']:.0f}/{summary['num_codes']}; bits/code uniform "
           f"{summary['uniform_bits']:.2f}, unigram {summary['unigram_bits']:.2f}, independent "
-          f"{summary['independent_bits']:.2f}, PixelCNN {summary['prior_bits']:.2f}; "
+          f"{summary['independent_bits']:.2f}, {format_bits(summary['prior_bits'], summary['bits_per_dim'])}; "
           f"{summary['n_samples']} samples in {summary['sample_seconds']:.1f} s; "
           f"wall time {summary['seconds'] / 60:.1f} min")
 

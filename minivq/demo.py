@@ -85,6 +85,7 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
             "used_codes": vq.get("used_codes"), "num_codes": vq["num_codes"],
             "uniform_bits": prior["uniform_bits"], "unigram_bits": prior["unigram_bits"],
             "independent_bits": prior["independent_bits"], "prior_bits": prior.get("test_bits"),
+            "bits_per_dim": prior.get("bits_per_dim"),
             "prior_step": prior.get("step"), "n_samples": steps["n_samples"],
             "sample_seconds": sample_seconds, "seconds": time.perf_counter() - start,
             "figures": sorted(paths), "samples": sample_path}

@@ -18,6 +18,7 @@ from .checkpoint import load_checkpoint
 from .codes import encode_dataset, save_code_grids
 from .data import SPECS, describe, load_dataset
 from .files import as_stored, atomic_open, atomic_write_json, read_json
+from .likelihood import vqvae_bits_per_dim
 from .prior import DEFAULT_CONFIG as PRIOR_DEFAULTS
 from .prior import build_prior, make_config
 from .plots import (code_grid_map, codebook_usage, history_records, image_grid, reconstructions,
@@ -213,13 +214,17 @@ def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, 
     vectors); gated: the gated PixelCNN; conditional: condition on the class labels
     (gated only). None means the default (PRIOR_TRAINING, the pixelcnn's), or on resume
     the run's own value; resume=True refuses other settings unless allow_new_settings.
-    Writes figures/prior_curves.png; returns a summary dict with the baselines' bits/code.
+    Writes figures/prior_curves.png; returns a summary dict with the baselines' bits/code
+    and 'bits_per_dim', the whole model's on the test images (likelihood.vqvae_bits_per_dim:
+    prior + reconstruction under a discretised Gaussian with a scale fitted on train).
     """
     vqvae = load_vqvae(run_dir)
     train_grids, test_grids, source = load_codes(run_dir)
     sha = vqvae.sha256
     check_same_vqvae(source["vqvae_sha256"], sha, f"{run_dir}/codes",
                       f"run `minivq encode --run {run_dir}` again")
+    images = _training_data(vqvae, run_dir, download=False)    # for bits/dim: the images of these codes
+    pairs = ((images.x_train, train_grids.indices), (images.x_test, test_grids.indices))
     directory = os.path.join(run_dir, "prior")
     previous_path = os.path.join(directory, "config.json")
     saved = read_json(previous_path, "run config") if resume and os.path.isfile(previous_path) else {}
@@ -287,7 +292,11 @@ def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, 
     baselines = {"uniform_bits": uniform_bits(num_codes),
                  "unigram_bits": unigram_bits(train_grids.indices, test_grids.indices, num_codes),
                  "independent_bits": independent_bits(train_grids.indices, test_grids.indices, num_codes)}
-    return dict(_best_eval(history, "test_bits"), **baselines, conditional=conditional,
+    best = _best_eval(history, "test_bits")
+    if "test_bits" in best:   # the whole model's bound, prior + reconstruction (likelihood.py)
+        baselines["bits_per_dim"] = vqvae_bits_per_dim(
+            lambda indices: decode(vqvae.model, vqvae.params, indices), best["test_bits"], *pairs)
+    return dict(best, **baselines, conditional=conditional,
                 gated=config["gated"], seconds=seconds, checkpoint=trained_path(run_dir, "prior", "prior", ""),
                 figures=[str(curves)])
 
