@@ -17,11 +17,14 @@ import errno
 import sys
 import time
 
+import numpy as onp
+
 from . import pipeline
 from .checkpoint import CheckpointError
 from .data import SPECS
 from .demo import demo
 from .likelihood import format_bits
+from .run_dir import load_vqvae
 from .threads import apply_threads
 from .train import TrainingDivergedError
 from .vqvae import VQVAE_DEFAULTS
@@ -88,7 +91,8 @@ def _train_vqvae(args):
 
 
 def _encode(args):
-    result = pipeline.encode(args.run, batch_size=args.batch_size, progress=not args.no_progress)
+    result = pipeline.encode(args.run, batch_size=args.batch_size, progress=not args.no_progress,
+                             augment=args.augment, max_shift=args.max_shift)
     print(f"codes: train {result['train_shape']}, test {result['test_shape']}, perplexity "
           f"{result['perplexity']:.1f}, used codes {result['used_codes']}/{result['num_codes']} "
           f"(VQ-VAE step {result['vqvae_step']}) -> {result['folder']}")
@@ -102,7 +106,8 @@ def _train_prior(args):
                               conditional=args.conditional, channels=args.channels,
                               num_blocks=args.num_blocks, first_kernel=args.first_kernel,
                               kernel=args.kernel, allow_new_settings=args.allow_new_settings,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, ema_decay=args.ema_decay,
+                              schedule=args.schedule, warmup=args.warmup, augment=args.augment)
     kind = ("conditional " if result["conditional"] else "") + ("gated " if result["gated"] else "")
     best = (f"best held-out {result['test_bits']:.3f} bits/code at step {result['step']}"
             if "test_bits" in result else "not evaluated yet")
@@ -120,6 +125,9 @@ def _sample(args):
                        force=args.force, progress=not args.no_progress)
     print(f"{args.n} samples in {time.perf_counter() - start:.1f} s -> {path} "
           f"(code indices: {path[:-len('.png')]}.npy)")
+    vqvae = load_vqvae(args.run)
+    images = pipeline.decode(vqvae.model, vqvae.params, onp.load(path[:-len(".png")] + ".npy"))
+    print(pipeline.score_line(args.run, images)[1])
 
 
 def _reconstruct(args):
@@ -130,7 +138,8 @@ def _reconstruct(args):
 def _demo(args):
     options = {key: getattr(args, key) for key in (
         "vqvae_steps", "flat_steps", "prior_steps", "batch_size", "prior_batch_size",
-        "eval_every", "prior_eval_every", "n_samples", "seed", "data", "download", "preset")}
+        "eval_every", "prior_eval_every", "n_samples", "seed", "data", "download", "preset",
+        "conditional")}
     summary = demo(args.run, quick=args.quick, resume=args.resume,
                         progress=not args.no_progress, **options)
     print("\nfigures:")
@@ -142,7 +151,7 @@ def _demo(args):
           f"{summary['uniform_bits']:.2f}, unigram {summary['unigram_bits']:.2f}, independent "
           f"{summary['independent_bits']:.2f}, {format_bits(summary['prior_bits'], summary['bits_per_dim'])}; "
           f"{summary['n_samples']} samples in {summary['sample_seconds']:.1f} s; "
-          f"wall time {summary['seconds'] / 60:.1f} min")
+          f"{summary['score_line']}; wall time {summary['seconds'] / 60:.1f} min")
 
 
 # ---------------------------------------------------------------- the parser
@@ -266,6 +275,12 @@ def build_parser():
     _common(p, "--run", DEFAULT_RUN, "run directory with a trained VQ-VAE")
     p.add_argument("--batch-size", type=positive_int, default=500,
                    help="images encoded at once (default: 500)")
+    p.add_argument("--augment", type=non_negative_int, default=0,
+                   help="also encode this many copies of every training image, each shifted by "
+                        "up to --max-shift pixels, into RUN/codes/train_shifted.npz for "
+                        "train-prior --augment (default: 0, none)")
+    p.add_argument("--max-shift", type=positive_int, default=2,
+                   help="largest shift in pixels of the --augment copies (default: 2)")
     p.set_defaults(handler=_encode)
 
     p = commands.add_parser("train-prior", help="train a PixelCNN prior on the codes",
@@ -277,6 +292,16 @@ def build_parser():
     p.add_argument("--dropout", type=fraction,
                    help="dropout on the prior's features while training (default: 0; with "
                         "--resume, the run's own)")
+    p.add_argument("--ema-decay", type=fraction,
+                   help="keep a running average of the weights with this decay (e.g. 0.995) and "
+                        "evaluate, keep and sample it (default: 0, none)")
+    p.add_argument("--schedule", choices=pipeline.SCHEDULES,
+                   help="learning rate: 'constant', or 'cosine' (linear warm-up over --warmup "
+                        "steps, then cosine decay to 0 at --steps) (default: constant)")
+    p.add_argument("--warmup", type=non_negative_int,
+                   help="warm-up steps of --schedule cosine (default: 0)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="also train on the shifted copies written by `encode --augment N`")
     prior = p.add_argument_group("prior (default: the reference PixelCNN; with --resume, the run's)")
     prior.add_argument("--input-mode", choices=("embedding", "codes"),
                        help="'embedding': learned vectors per code index; 'codes': the VQ-VAE's "
@@ -349,6 +374,8 @@ def build_parser():
                                 ("--n-samples", 64, "samples to draw")):
         p.add_argument(flag, type=positive_int, default=default, help=f"{what} (default: {default})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--conditional", action="store_true",
+                   help="a class-conditional gated prior; its samples are drawn class by class")
     p.set_defaults(handler=_demo)
     return parser
 

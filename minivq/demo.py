@@ -10,13 +10,13 @@ import time
 
 import numpy as onp
 
-from .pipeline import (VQVAE_MODEL, compare_samples, decode, encode, reconstruct, sample, train_prior,
-                       train_vqvae)
+from .pipeline import (VQVAE_MODEL, compare_samples, decode, encode, reconstruct, sample, score_line,
+                       train_prior, train_vqvae)
 from .plots import image_grid
 from .run_dir import load_vqvae
 
 DEMO_QUICK = dict(vqvae_steps=6, flat_steps=4, prior_steps=6, batch_size=16, prior_batch_size=16,
-                  eval_every=3, prior_eval_every=3, n_samples=8)
+                  eval_every=3, prior_eval_every=3, n_samples=8, score_samples=8)
 # Small networks for --quick: the point is to exercise every step in seconds.
 QUICK_VQVAE = dict(hidden=8, res_hidden=4, num_res_blocks=1, code_dim=4, num_codes=16)
 QUICK_PRIOR = dict(channels=8, num_blocks=1)
@@ -25,15 +25,22 @@ QUICK_PRIOR = dict(channels=8, num_blocks=1)
 DEMO_VQVAE = VQVAE_MODEL
 # The flat VQ-VAE is only a baseline: a slimmer trunk, k-means++ codes so none start dead.
 FLAT_VQVAE = dict(kind="flat", hidden=32, res_hidden=16, num_res_blocks=1, codebook_init="kmeans++")
+# The demo's prior training (notes/prior_ablation.md measures each choice on the 10k digits).
+DEMO_PRIOR = dict(gated=False, dropout=0.0, ema_decay=0.0, schedule="constant", warmup=0, augment=False)
+# Shifted copies encoded for the prior when DEMO_PRIOR['augment']: 4 per image, by 1-2 pixels.
+DEMO_AUGMENT = dict(augment=4, max_shift=2)
+SCORE_SAMPLES = 256   # grids drawn at T = 1 for the sample score (the size its conventions assume)
 
 
 def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000, batch_size=128,
          prior_batch_size=32, eval_every=250, prior_eval_every=100, n_samples=64, seed=0,
          quick=False, resume=False, progress=True, log=print, data="mnist-embedded", download=False,
-         preset=None):
+         preset=None, conditional=False, score_samples=SCORE_SAMPLES):
     """The whole pipeline on `data` (a `load_dataset` spec; default the embedded MNIST):
     VQ-VAE, flat baseline, codes, prior, samples. preset: a `pipeline.PRESETS` name for the
     grid VQ-VAE's sizes (e.g. 'course32' for 32x32 images); download: fetch a named data set.
+    conditional: a class-conditional gated prior (samples drawn class by class);
+    score_samples: grids drawn at T = 1 for the sample score (28x28x1 images only).
 
     Trains the grid VQ-VAE (28x28 -> 7x7 codes, K = 64, EMA codebook with dead-code
     restarts) and a small flat VQ-VAE, encodes
@@ -46,7 +53,7 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
     start = time.perf_counter()
     steps = dict(vqvae_steps=vqvae_steps, flat_steps=flat_steps, prior_steps=prior_steps,
                  batch_size=batch_size, prior_batch_size=prior_batch_size, eval_every=eval_every,
-                 prior_eval_every=prior_eval_every, n_samples=n_samples)
+                 prior_eval_every=prior_eval_every, n_samples=n_samples, score_samples=score_samples)
     steps.update(DEMO_QUICK if quick else {})
     sizes, prior_sizes = (QUICK_VQVAE, QUICK_PRIOR) if quick else ({}, {})
 
@@ -64,15 +71,22 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
                        batch_size=steps["batch_size"], eval_every=max(steps["flat_steps"] // 2, 1),
                        **dict(FLAT_VQVAE, **sizes, kind="flat"), **common("flat_vqvae"))
     log(f"[3/5] encoding the data -> {out_dir}/codes")
-    codes = encode(out_dir, progress=progress)
+    codes = encode(out_dir, progress=progress, **(DEMO_AUGMENT if DEMO_PRIOR["augment"] else {}))
     log(f"[4/5] PixelCNN prior, {steps['prior_steps']} steps -> {out_dir}/prior")
+    prior_options = dict(DEMO_PRIOR, gated=DEMO_PRIOR["gated"] or conditional, conditional=conditional)
     prior = train_prior(out_dir, steps=steps["prior_steps"], batch_size=steps["prior_batch_size"],
-                        eval_every=steps["prior_eval_every"], **prior_sizes, **common("prior"))
+                        eval_every=steps["prior_eval_every"], **prior_options, **prior_sizes,
+                        **common("prior"))
     log(f"[5/5] sampling {steps['n_samples']} grids and drawing the figures")
     sample_start = time.perf_counter()
     sample_path = sample(out_dir, n=steps["n_samples"], seed=seed, force=True, progress=progress)
     sample_seconds = time.perf_counter() - sample_start
+    log(f"      scoring {steps['score_samples']} more grids drawn at T = 1")
+    score_path = sample(out_dir, n=steps["score_samples"], seed=seed + 1, name="score_T1", force=True,
+                        progress=progress)
     vqvae = load_vqvae(out_dir)
+    score, score_text = score_line(out_dir, decode(vqvae.model, vqvae.params,
+                                                   onp.load(score_path[:-len(".png")] + ".npy")))
     prior_images = decode(vqvae.model, vqvae.params, onp.load(sample_path[:-len(".png")] + ".npy"))
     figures = os.path.join(out_dir, "figures")
     paths = vq["figures"] + flat["figures"] + codes["figures"] + prior["figures"] + [
@@ -87,5 +101,6 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
             "independent_bits": prior["independent_bits"], "prior_bits": prior.get("test_bits"),
             "bits_per_dim": prior.get("bits_per_dim"),
             "prior_step": prior.get("step"), "n_samples": steps["n_samples"],
-            "sample_seconds": sample_seconds, "seconds": time.perf_counter() - start,
+            "sample_seconds": sample_seconds, "score": score, "score_line": score_text,
+            "seconds": time.perf_counter() - start,
             "figures": sorted(paths), "samples": sample_path}

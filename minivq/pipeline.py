@@ -15,11 +15,13 @@ import numpy as onp
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
-from .codes import encode_dataset, save_code_grids
+from .codes import concatenate_grids, encode_dataset, load_code_grids, save_code_grids, shifted_copies
 from .data import SPECS, describe, load_dataset
+from .classifier import IMAGE_SHAPE
 from .files import as_stored, atomic_open, atomic_write_json, read_json
 from .likelihood import vqvae_bits_per_dim
 from .prior import DEFAULT_CONFIG as PRIOR_DEFAULTS
+from .metrics import format_score, sample_score
 from .prior import build_prior, make_config
 from .plots import (code_grid_map, codebook_usage, history_records, image_grid, reconstructions,
                     sample_comparison, training_curves)
@@ -29,12 +31,18 @@ from .run_dir import (MODEL_DIRS, check_same_data, check_same_vqvae, data_sha256
 from .baselines import (independent_bits, random_codebook_rows, sample_independent, uniform_bits,
                         unigram_bits)
 from .sampling import sample_grids
-from .train import check_settings, train
+from .schedules import warmup_cosine
+from .train import averaged_params, check_settings, train
 from .vqvae import build_vqvae, code_grid_shape, init_codebook_from_batch, make_vqvae_config
 
 VQVAE_TRAINING = dict(steps=2000, batch_size=128, lr=1e-3, eval_every=250, checkpoint_every=None, seed=0)
+# Prior regularisers (issue 14; measured in notes/prior_ablation.md): ema_decay 0 = off, else the
+# weight average used for eval and sampling; schedule 'constant' or 'cosine' (linear warm-up over
+# `warmup` steps, then cosine to 0); augment: also learn from codes/train_shifted.npz.
 PRIOR_TRAINING = dict(steps=1000, batch_size=32, lr=1e-3, eval_every=100, checkpoint_every=None, seed=0,
-                      dropout=0.0)
+                      dropout=0.0, ema_decay=0.0, schedule="constant", warmup=0, augment=False)
+SCHEDULES = ("constant", "cosine")
+SHIFTED_CODES = "train_shifted.npz"   # codes/ file of the shifted training copies (encode --augment N)
 SAMPLE_CHUNK = 100        # grids drawn per sample_grids call (one progress-bar tick each)
 DECODE_BATCH = 500        # images decoded per call: bounds the decoder's activation memory
 # A new VQ-VAE run's quantizer unless told otherwise: the demo's EMA codebook (App. A.1) with
@@ -66,6 +74,13 @@ def _settings(passed, saved, defaults, num_examples):
                    settings["eval_every"], settings["checkpoint_every"])
     if not 0 <= settings.get("dropout", 0.0) < 1:
         raise ValueError(f"dropout must be in [0, 1), got {settings['dropout']}")
+    if not 0 <= settings.get("ema_decay", 0.0) < 1:
+        raise ValueError(f"ema_decay must be in [0, 1) (0 = no weight average), got "
+                         f"{settings['ema_decay']}")
+    if settings.get("schedule", "constant") not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {settings['schedule']!r}")
+    if not 0 <= settings.get("warmup", 0) <= settings["steps"]:
+        raise ValueError(f"warmup must be in [0, steps = {settings['steps']}], got {settings['warmup']}")
     return settings
 
 
@@ -172,13 +187,19 @@ def _encode_split(vqvae, params, x, labels, desc, batch_size, progress):
         return encode_dataset(encode_batch, x, batch_size, labels)
 
 
-def encode(run_dir, batch_size=500, download=False, progress=True):
+def encode(run_dir, batch_size=500, download=False, progress=True, augment=0, max_shift=2,
+           augment_seed=0):
     """Encode the run's train and test images with its best grid VQ-VAE into RUN/codes.
 
     Writes codes/{train,test}.npz (indices (N, h, w), code vectors, labels), codes/source.json
     and figures codebook_usage.png (train codes) and code_grid.png (first test image).
+    augment > 0 also writes codes/train_shifted.npz: `augment` copies of every training
+    image shifted by 1..max_shift pixels (codes.shifted_copies, rng seed augment_seed),
+    encoded, for `train_prior(augment=True)`; the test codes are never augmented.
     Returns a summary dict: shapes, perplexity and used codes of the train codes, paths.
     """
+    if not (int(augment) == augment and augment >= 0):
+        raise ValueError(f"augment must be a number of copies >= 0, got {augment!r}")
     vqvae = load_vqvae(run_dir)
     dataset = _training_data(vqvae, run_dir, download)
     train_grids = _encode_split(vqvae.model, vqvae.params, dataset.x_train, dataset.y_train,
@@ -189,9 +210,18 @@ def encode(run_dir, batch_size=500, download=False, progress=True):
     os.makedirs(folder, exist_ok=True)
     save_code_grids(os.path.join(folder, "train.npz"), train_grids)
     save_code_grids(os.path.join(folder, "test.npz"), test_grids)
+    shifted_path = os.path.join(folder, SHIFTED_CODES)
+    if augment:
+        x, y = shifted_copies(dataset.x_train, dataset.y_train, augment, max_shift,
+                              onp.random.default_rng(augment_seed))
+        save_code_grids(shifted_path, _encode_split(vqvae.model, vqvae.params, x, y,
+                                                    "encode shifted train", batch_size, progress))
+    elif os.path.exists(shifted_path):
+        os.remove(shifted_path)                         # stale: made from an earlier VQ-VAE
     atomic_write_json(os.path.join(folder, "source.json"),
                 {"vqvae": os.path.relpath(vqvae.path, run_dir), "vqvae_step": vqvae.step,
-                 "vqvae_sha256": vqvae.sha256})
+                 "vqvae_sha256": vqvae.sha256, "augment": augment, "max_shift": max_shift,
+                 "augment_seed": augment_seed})
     num_codes = vqvae.model.config["num_codes"]
     figures = os.path.join(run_dir, "figures")
     usage = codebook_usage(train_grids.indices, num_codes, os.path.join(figures, "codebook_usage.png"))
@@ -207,13 +237,17 @@ def encode(run_dir, batch_size=500, download=False, progress=True):
 def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, checkpoint_every=None,
                 seed=None, resume=False, force=False, dropout=None, input_mode=None, gated=None,
                 conditional=None, channels=None, num_blocks=None, first_kernel=None, kernel=None,
-                allow_new_settings=False, progress=True):
+                allow_new_settings=False, progress=True, ema_decay=None, schedule=None, warmup=None,
+                augment=None):
     """Train a PixelCNN prior on RUN/codes into RUN/prior; the best held-out bits/code is kept.
 
     input_mode 'embedding' (learned per-index vectors) or 'codes' (the VQ-VAE's code
     vectors); gated: the gated PixelCNN; conditional: condition on the class labels
-    (gated only). None means the default (PRIOR_TRAINING, the pixelcnn's), or on resume
-    the run's own value; resume=True refuses other settings unless allow_new_settings.
+    (gated only). ema_decay > 0: evaluate, keep and sample the weight average; schedule
+    'cosine': warm-up over `warmup` steps then cosine decay of lr; augment: train on the
+    shifted copies too (needs `encode(augment=N)`). None means the default
+    (PRIOR_TRAINING, the pixelcnn's), or on resume the run's own value; resume=True
+    refuses other settings unless allow_new_settings.
     Writes figures/prior_curves.png; returns a summary dict with the baselines' bits/code
     and 'bits_per_dim', the whole model's on the test images (likelihood.vqvae_bits_per_dim:
     prior + reconstruction under a discretised Gaussian with a scale fitted on train).
@@ -249,8 +283,15 @@ def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, 
     options["code_dim"] = vqvae.model.config["code_dim"] if codes_mode else None
     config = make_config(**options)
     settings = _settings(dict(steps=steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                              checkpoint_every=checkpoint_every, seed=seed, dropout=dropout),
+                              checkpoint_every=checkpoint_every, seed=seed, dropout=dropout,
+                              ema_decay=ema_decay, schedule=schedule, warmup=warmup, augment=augment),
                          saved, PRIOR_TRAINING, len(train_grids.indices))
+    if settings["augment"]:
+        shifted_path = os.path.join(run_dir, "codes", SHIFTED_CODES)
+        if not os.path.isfile(shifted_path):
+            raise FileNotFoundError(f"augment needs the shifted training codes {shifted_path}: run "
+                                    f"`minivq encode --run {run_dir} --augment 4` first")
+        train_grids = concatenate_grids(train_grids, load_code_grids(shifted_path))
     record = dict(settings, model=config)
     saved = prepare(directory, record, resume, force, "trained prior",
                     f"minivq train-prior --run {run_dir}", allow_new_settings)
@@ -284,7 +325,10 @@ def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, 
               settings["batch_size"], settings["lr"], rng, eval_fn=eval_fn,
               eval_every=settings["eval_every"], best_metric="test_bits", out_dir=directory,
               checkpoint_every=settings["checkpoint_every"], resume=resume,
-              allow_new_settings=allow_new_settings, config=config, progress=progress, model="prior")
+              allow_new_settings=allow_new_settings, config=config, progress=progress, model="prior",
+              schedule=None if settings["schedule"] == "constant" else warmup_cosine(
+                  settings["lr"], settings["steps"], settings["warmup"]),
+              ema_decay=settings["ema_decay"] or None)
     seconds = time.perf_counter() - start
     history = os.path.join(directory, "history.json")
     curves = _curves(history, os.path.join(run_dir, "figures", "prior_curves.png"), ("loss", "bits"))
@@ -361,7 +405,7 @@ def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name
         for start in range(0, n, SAMPLE_CHUNK):
             count = min(SAMPLE_CHUNK, n - start)
             part = None if labels is None else labels[start:start + count]
-            grids.append(sample_grids(prior, ckpt["params"], count, h, w, rng, temperature,
+            grids.append(sample_grids(prior, averaged_params(ckpt), count, h, w, rng, temperature,
                                       top_k, part, codebook))
             bar.update(count)
     grids = onp.concatenate(grids)                                   # (n, h, w) int64
@@ -374,6 +418,19 @@ def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name
     if compare:
         compare_samples(run_dir, images, seed)
     return str(path)
+
+
+def score_line(run_dir, images):
+    """(score dict or None, one line): the digit classifier's score of decoded images (N, 28, 28, 1)
+    against the run's own train/test images (metrics.sample_score); other shapes have no
+    classifier, and the line says so."""
+    if onp.shape(images)[1:] != IMAGE_SHAPE:
+        return None, (f"score: none (the sample score's digit classifier reads 28x28x1 images; these "
+                      f"are {'x'.join(map(str, onp.shape(images)[1:]))})")
+    dataset = _training_data(load_vqvae(run_dir), run_dir, download=False)
+    score = sample_score(onp.clip(images, 0.0, 1.0), train_images=dataset.x_train,
+                         test_images=dataset.x_test)
+    return score, format_score(score)
 
 
 def compare_samples(run_dir, prior_images, seed=0):

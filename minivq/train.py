@@ -8,14 +8,16 @@
 
 One step: draw a batch, one forward + backward pass (`value_and_grad`; the loss
 function's aux dict comes out of the same pass, unwrapped with `getval`), an optimizer
-update (`optimizer`, default Adam), then `step_hook` for updates that need no gradient
-(EMA codebook, dead-code restarts). Every scalar in aux is logged to the history and the
-tqdm bar.
+update (`optimizer`, default Adam; `schedule` sets its learning rate per step), then
+`step_hook` for updates that need no gradient (EMA codebook, dead-code restarts), then,
+with `ema_decay`, the running weight average that eval and the callers' sampling use
+(Polyak & Juditsky 1992). Every scalar in aux is logged to the history and the tqdm bar.
 
 Files written to out_dir:
     checkpoint.npz  params, optimizer state, config, step, hook state, rng and batch-order
-                    state, and the history so far; every `checkpoint_every` steps and
-                    at the end (atomic writes, only of finite parameters).
+                    state, the weight average (extra['ema_params']) and the history so far;
+                    every `checkpoint_every` steps and at the end (atomic writes, only of
+                    finite parameters).
     best.npz        the same, at the eval with the lowest `best_metric` so far.
     history.json    {'settings', 'train': [per-step metrics], 'eval': [per-eval metrics]},
                     written after each checkpoint (and rebuilt from it on resume).
@@ -37,10 +39,13 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
 from .files import as_stored, atomic_write_json, read_json, remove_temp_files
 from .optim import adam
+from .schedules import ema_decay_at
 from .threads import apply_threads
-from .tree import tree_flatten_with_paths
+from .tree import tree_flatten_with_paths, tree_map
 
-TrainResult = namedtuple("TrainResult", ["params", "opt_state", "hook_state", "history"])
+# ema_params: the weight average (None without ema_decay); what eval saw and sampling should use
+TrainResult = namedtuple("TrainResult", ["params", "opt_state", "hook_state", "history", "ema_params"],
+                         defaults=(None,))
 
 SHOWN_METRICS = ("loss", "recon_mse", "perplexity")   # on the tqdm bar, when present
 TRAIN_FILES = ("checkpoint.npz", "best.npz", "history.json")
@@ -48,6 +53,21 @@ TRAIN_FILES = ("checkpoint.npz", "best.npz", "history.json")
 
 class TrainingDivergedError(RuntimeError):
     """The loss, a gradient or a parameter became NaN or inf; the checkpoints on disk are kept."""
+
+
+def averaged_params(ckpt):
+    """The parameters to evaluate and sample from in a loaded checkpoint: the weight
+    average when the run kept one (train(..., ema_decay=...)), else the trained params."""
+    return ckpt["extra"].get("ema_params", ckpt["params"]) if ckpt.get("extra") else ckpt["params"]
+
+
+def ema_update(ema, params, decay, step):
+    """ema <- d ema + (1 - d) params with d = ema_decay_at(decay, step), leaf by leaf.
+
+    step: updates done before this one (0 after the first update). Keeps the leaves' dtype.
+    """
+    d = ema_decay_at(decay, step)
+    return tree_map(lambda a, p: (d * a + (1.0 - d) * p).astype(p.dtype), ema, params)
 
 
 def value_grad_and_aux(loss_fn, params, batch):
@@ -176,7 +196,7 @@ def _resume_history(ckpt, settings, allow_new_settings, paths):
 def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, step_hook=None,
           hook_state=None, eval_fn=None, eval_every=1000, best_metric="test_mse", out_dir=None,
           checkpoint_every=1000, resume=False, allow_new_settings=False, config=None, progress=True,
-          threads="auto", model=None):
+          threads="auto", model=None, schedule=None, ema_decay=None):
     """Minimise loss_fn over minibatches of `data` with `optimizer`; returns a TrainResult.
 
     loss_fn(params, batch) -> scalar or (scalar, aux dict); data: (N, ...) training
@@ -197,6 +217,14 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
     anything of that step is saved. Ctrl-C raises KeyboardInterrupt saying what is on disk.
     optimizer: an (init, update) pair from minivq.optim, default adam(lr); resume with the
     same one (its state is in the checkpoint).
+    schedule: a learning-rate schedule (minivq.schedules, a function of the step) for the
+    default Adam, instead of the constant lr (lr is still checked and recorded; pass it as
+    the schedule's peak); with an optimizer, build that one with the schedule instead.
+    Its value is logged per step as 'lr'.
+    ema_decay: keep a running average of the parameters, ema <- d ema + (1 - d) params
+    after every step with d = min(ema_decay, (1 + t) / (10 + t)) (schedules.ema_decay_at);
+    eval_fn sees the average, checkpoints store it as extra['ema_params'] (read it back
+    with `averaged_params(ckpt)`), and the result holds it as ema_params.
     threads: numpy's BLAS threads for the run, an int or 'auto' (minivq.threads: the free
     cores, unless OPENBLAS_NUM_THREADS or an earlier explicit count says otherwise); the
     progress bar shows the count and prints why.
@@ -205,12 +233,21 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
     check_data_precision(data, params)
     if resume and out_dir is None:
         raise ValueError("resume=True needs the out_dir of the run to continue")
-    opt_init, opt_update = adam(lr) if optimizer is None else optimizer
+    if schedule is not None and optimizer is not None:
+        raise ValueError("give the schedule to the optimizer (e.g. sgd(schedule)) or to train(), "
+                         "not both")
+    if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay!r}")
+    opt_init, opt_update = adam(schedule or lr) if optimizer is None else optimizer
     opt_state = opt_init(params)
     hook_state = {} if hook_state is None else hook_state
     sampler = {"order": onp.zeros(0, onp.int64), "position": onp.array(0, onp.int64)}
     settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "eval_every": eval_every,
                 "checkpoint_every": checkpoint_every, "best_metric": best_metric}
+    if schedule is not None:
+        settings["schedule"] = getattr(schedule, "settings", "custom")
+    if ema_decay is not None:
+        settings["ema_decay"] = ema_decay
     history = {"settings": settings, "train": [], "eval": []}
     best, start, saved = math.inf, 0, {}                # saved: {file name: step} written by this loop
     paths = {}
@@ -232,6 +269,7 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
         opt_state = ckpt["opt_state"]
         extra = ckpt["extra"]
         hook_state, sampler, best = extra["hook_state"], extra["sampler"], float(extra["best"])
+        ema = extra.get("ema_params")
         rng.bit_generator.state = rng_from_json(extra["rng"]).bit_generator.state
         saved["checkpoint.npz"] = start
         atomic_write_json(paths["history.json"], history)
@@ -239,10 +277,16 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
     def save(name, step):
         extra = {"rng": onp.array(rng_state_to_json(rng)), "hook_state": hook_state,
                  "sampler": sampler, "best": onp.array(best), "history": onp.array(json.dumps(history))}
+        if ema is not None:
+            extra["ema_params"] = ema
         save_checkpoint(paths[name], params, opt_state, config=config, step=step, extra=extra,
                         model=model)
         saved[name] = step
 
+    if ema_decay is None:
+        ema = None
+    elif not resume or ema is None:                     # a fresh average (or one newly switched on)
+        ema = tree_map(onp.copy, params)
     blas_threads, blas_note = apply_threads(threads)    # e.g. 1 beside a busy process (2.8x faster)
     desc = "train" if blas_threads is None else f"train, BLAS threads {blas_threads}"
     t0, done = time.perf_counter(), start
@@ -260,14 +304,18 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
             if step_hook is not None:
                 params, hook_state = step_hook(params, hook_state, aux, batch, rng)
                 _check_params(params, step, loss)       # before any eval or save of this step
+            if ema is not None:
+                ema = ema_update(ema, params, ema_decay, step)
             done = step + 1
             metrics = dict(scalar_metrics(aux), loss=loss)
+            if schedule is not None:
+                metrics["lr"] = float(schedule(step))
             history["train"].append(dict(step=done, **metrics))
             bar.update(1)
             bar.set_postfix({k: f"{metrics[k]:.4g}" for k in SHOWN_METRICS if k in metrics},
                             refresh=False)
             if eval_fn is not None and (done % eval_every == 0 or done == steps):
-                result = {k: float(v) for k, v in eval_fn(params).items()}
+                result = {k: float(v) for k, v in eval_fn(params if ema is None else ema).items()}
                 history["eval"].append(dict(step=done, seconds=time.perf_counter() - t0, **result))
                 bar.write(f"step {done}: " + ", ".join(f"{k} {v:.5g}" for k, v in result.items()))
                 if result.get(best_metric, math.inf) < best:
@@ -288,7 +336,7 @@ def train(loss_fn, params, data, steps, batch_size, lr, rng, *, optimizer=None, 
         raise KeyboardInterrupt(f"interrupted after step {done}; {_on_disk(paths, saved)}") from None
     finally:
         bar.close()
-    return TrainResult(params, opt_state, hook_state, history)
+    return TrainResult(params, opt_state, hook_state, history, ema)
 
 
 def _on_disk(paths, saved):

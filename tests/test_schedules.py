@@ -46,7 +46,8 @@ def test_constant_and_settings_record():
 
 
 @pytest.mark.parametrize("args, message", [((0.0, 10), "lr must be"), ((1e-3, 0), "total_steps"),
-                                           ((1e-3, 10, 11), "warmup_steps"), ((1e-3, 10, 0, 2.0), "final_fraction")])
+                                           ((1e-3, 10, 11), "warmup_steps"),
+                                           ((1e-3, 10, 0, 2.0), "final_fraction")])
 def test_bad_schedule_arguments_are_refused(args, message):
     with pytest.raises(ValueError, match=message):
         warmup_cosine(*args)
