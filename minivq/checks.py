@@ -4,8 +4,13 @@ A shape pattern is a tuple of sizes where a name (a str) matches any size and a 
 `...` any number of leading axes: ("B", 7, 7) is a batch of 7x7 grids, (..., 16) any
 array of 16-vectors. Checks read plain values, so they also work on autograd boxes.
 """
+import math
+import numbers
+
 import numpy as onp
 from autograd.tracer import Box, getval
+
+from .tree import tree_flatten_with_paths
 
 
 def shape_text(pattern):
@@ -119,3 +124,82 @@ def first_order(*makers):
             return checked_vjp
         return checked_maker
     return [checked(maker) for maker in makers]
+
+
+# ----------------------------------------------------------------- the training loop's checks
+
+class TrainingDivergedError(RuntimeError):
+    """The loss, a gradient or a parameter became NaN or inf; the checkpoints on disk are kept."""
+
+
+def _integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_settings(steps, batch_size, lr, num_examples, eval_every=1, checkpoint_every=1):
+    """ValueError unless the loop's settings make sense for `num_examples` training examples."""
+    problems = []
+    if not (_integer(steps) and steps >= 0):
+        problems.append(f"steps must be an integer >= 0, got {steps!r}")
+    if not (_integer(batch_size) and 1 <= batch_size <= num_examples):
+        problems.append(f"batch_size must be an integer in [1, {num_examples}] (the number of "
+                        f"training examples), got {batch_size!r}")
+    if not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
+        problems.append(f"lr must be a finite number > 0, got {lr!r}")
+    for name, value in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
+        if not (_integer(value) and value >= 1):
+            problems.append(f"{name} must be an integer >= 1, got {value!r}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def check_train_options(resume, out_dir, schedule, optimizer, ema_decay):
+    """ValueError on train() options that do not go together."""
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs the out_dir of the run to continue")
+    if schedule is not None and optimizer is not None:
+        raise ValueError("give the schedule to the optimizer (e.g. sgd(schedule)) or to train(), "
+                         "not both")
+    if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay!r}")
+
+
+def check_data_precision(data, params):
+    """ValueError if float `data` is of another precision than the float parameters.
+
+    float64 images with float32 parameters would run every step in float64 (twice the
+    cost); the step check would then blame the loss for a leaked constant.
+    """
+    dtypes = sorted({str(onp.asarray(p).dtype) for _, p in tree_flatten_with_paths(params)
+                     if onp.asarray(p).dtype.kind == "f"})
+    kind = getattr(getattr(data, "dtype", None), "kind", None)
+    if kind == "f" and dtypes and str(data.dtype) not in dtypes:
+        raise ValueError(f"data is {data.dtype} but the parameters are {', '.join(dtypes)}: cast "
+                         f"the data first (data.astype(numpy.{dtypes[0]}))")
+
+
+def check_step(loss, params, grads, step):
+    """TrainingDivergedError on a non-finite loss or gradient; TypeError on a precision leak.
+
+    A float64 constant in a float32 model silently doubles the cost of every matmul; it
+    shows up as a loss (or a gradient) whose dtype differs from the parameters'.
+    """
+    loss_dtype, loss = onp.result_type(loss), float(loss)
+    if not math.isfinite(loss):
+        raise TrainingDivergedError(f"loss became {loss} at step {step + 1}")
+    for (path, p), (_, g) in zip(tree_flatten_with_paths(params), tree_flatten_with_paths(grads)):
+        g = onp.asarray(g)
+        if loss_dtype != p.dtype or g.dtype != p.dtype:
+            raise TypeError(f"parameter {path} is {p.dtype} but the loss is {loss_dtype} and its "
+                            f"gradient {g.dtype}: a constant of another precision leaked into the loss")
+        if not onp.all(onp.isfinite(g)):
+            raise TrainingDivergedError(f"gradient of {path} became non-finite at step {step + 1} "
+                                        f"(loss {loss})")
+
+
+def check_params(params, step, loss):
+    """TrainingDivergedError if the update of `step` left a parameter non-finite."""
+    for path, p in tree_flatten_with_paths(params):
+        if not onp.all(onp.isfinite(p)):
+            raise TrainingDivergedError(f"parameter {path} became non-finite in the update of "
+                                        f"step {step + 1} (loss {loss}; learning rate too high?)")

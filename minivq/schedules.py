@@ -11,6 +11,8 @@ resumes bit-exactly from a checkpoint.
 import math
 import numbers
 
+from .tree import tree_map
+
 
 def constant(lr):
     """lr(t) = lr for every t."""
@@ -72,3 +74,13 @@ def ema_decay_at(decay, step):
 def _check_lr(lr):
     if not (isinstance(lr, numbers.Real) and 0 < lr < math.inf):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+
+
+def ema_params_update(ema, params, decay, step):
+    """ema <- d ema + (1 - d) params with d = ema_decay_at(decay, step), leaf by leaf.
+
+    The running weight average of train(..., ema_decay=...) (Polyak & Juditsky 1992).
+    step: updates done before this one (0 after the first update). Keeps the leaves' dtype.
+    """
+    d = ema_decay_at(decay, step)
+    return tree_map(lambda a, p: (d * a + (1.0 - d) * p).astype(p.dtype), ema, params)
