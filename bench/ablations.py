@@ -25,6 +25,9 @@ median step time, and the minor page faults per step (getrusage), for:
                                    fast_conv (minivq.use_backend("plain")): what the fast
                                    path buys in all
     vqvae / prior, chunk N KiB     im2col batch chunks of N KiB instead of the default
+    encode                         vqvae.encode of 500 digits (no gradients; fast_forward)
+    encode, training chunks        the same with training's im2col chunks instead of the
+                                   forward pass's (fast_forward.FORWARD_CHUNK_BYTES)
 
 The conv settings are fast_conv's public knobs, changed with fast_conv.configured(...).
 The scratch buffers matter most where no other work has taught glibc to keep freed
@@ -45,7 +48,7 @@ import numpy as onp
 
 import minivq
 from bench.bench_train import minivq_train_step
-from minivq import fast_conv, pixelcnn
+from minivq import fast_conv, fast_forward, pixelcnn
 from minivq.prior import build_prior
 from minivq.data import load_mnist_embedded
 from minivq.vqvae import build_vqvae
@@ -75,13 +78,26 @@ def with_settings(step, backend="fast", **changes):
     return run
 
 
+def training_chunks(encode):
+    """encode wrapped so that its forward pass uses training's im2col chunks (fast_conv.SETTINGS)."""
+    def run(x):
+        saved = fast_forward.FORWARD_CHUNK_BYTES
+        fast_forward.FORWARD_CHUNK_BYTES = fast_conv.SETTINGS["chunk_bytes"]
+        try:
+            encode(x)
+        finally:
+            fast_forward.FORWARD_CHUNK_BYTES = saved
+    return run
+
+
 def main(rounds=8, steps=4, batch=128):
     rng = onp.random.default_rng(0)
     model = build_vqvae()
     images = load_mnist_embedded().x_train[:batch]
     grids = rng.integers(0, NUM_CODES, (batch, 7, 7))
     prior_params = build_prior({"num_codes": NUM_CODES}).init(rng)
-    vqvae_step = minivq_train_step(model.loss_and_aux, model.init(rng))
+    vqvae_params = model.init(rng)
+    vqvae_step = minivq_train_step(model.loss_and_aux, vqvae_params)
     cropped_prior = prior_step(prior_params, crop=True)
     variants = {
         "vqvae": (vqvae_step, images),
@@ -95,6 +111,10 @@ def main(rounds=8, steps=4, batch=128):
         "vqvae, plain backend": (with_settings(vqvae_step, backend="plain"), images),
         "prior, plain backend": (with_settings(cropped_prior, backend="plain"), grids),
     }
+    encode_images = load_mnist_embedded().x_train[:500]
+    variants["encode"] = (lambda x: model.encode(vqvae_params, x), encode_images)
+    variants["encode, training chunks"] = (training_chunks(lambda x: model.encode(vqvae_params, x)),
+                                           encode_images)
     for kib in CHUNK_KIB:
         variants[f"vqvae, chunk {kib} KiB"] = (with_settings(vqvae_step, chunk_bytes=kib << 10), images)
         variants[f"prior, chunk {kib} KiB"] = (with_settings(cropped_prior, chunk_bytes=kib << 10), grids)
@@ -115,7 +135,7 @@ def main(rounds=8, steps=4, batch=128):
           f"default chunk {fast_conv.SETTINGS['chunk_bytes'] >> 10} KiB")
     print(f"{'variant':<30} {'ms/step':>9} {'vs default':>11} {'page faults/step':>17}")
     for name in variants:
-        default = "vqvae" if name.startswith("vqvae") else "prior"
+        default = name.split(",")[0]
         ms = statistics.median(times[name]) * 1e3
         ratio = ms / (statistics.median(times[default]) * 1e3)
         print(f"{name:<30} {ms:>9.1f} {ratio:>11.2f} {statistics.median(faults[name]):>17.0f}")

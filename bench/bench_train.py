@@ -10,7 +10,8 @@ OPENBLAS_NUM_THREADS for both):
                           (both also on minivq's plain conv backend: a plain/fast ratio line
                           under the table, timed interleaved with the others)
     sample 64 + decode    64 code grids drawn cell by cell (49 prior passes), then decoded
-    encode 10k images     encoder + nearest code, batches of 500, no gradients
+    encode 10k images     encoder + nearest code, batches of 500, no gradients (fast backend:
+                          minivq/fast_forward.py; also on the plain backend, plain/fast line)
     peak RSS vqvae B=128  VmHWM of a separate process per framework after --memory-steps steps
     busy neighbour        minivq's VQ-VAE step B=128 beside one `while 1: pass` process: the
                           default thread choice (minivq.threads) against 1 and 2 threads
@@ -307,7 +308,8 @@ def bench_encode(args, torch, ref, images):
     images = onp.concatenate([images] * -(-ENCODE_IMAGES // len(images)))[:ENCODE_IMAGES]
     rng = onp.random.default_rng(0)
     model, params = minivq_vqvae(rng)
-    runners = {"minivq": lambda: minivq_encode(model, params, images)}
+    runners = {"minivq": lambda: minivq_encode(model, params, images),
+               "plain": lambda: plain_on(lambda x: minivq_encode(model, params, x), images)}
     if torch is not None:
         torch_model = torch_vqvae_like(torch, ref, params)
         torch_images = nchw(torch, images)
