@@ -97,6 +97,20 @@ def check_images(x, shape=None, name="x", value_range=None):
     return x
 
 
+def check_config(config, choices=None, at_least=None):
+    """ValueError unless config[key] is one of choices[key], and a number (an integer when the
+    bound is an int) >= at_least[key]: check_config(c, {'kind': ('grid', 'flat')}, {'num_codes': 1})."""
+    for key, allowed in (choices or {}).items():
+        if config[key] not in allowed:
+            raise ValueError(f"config[{key!r}] must be one of {allowed}, got {config[key]!r}")
+    for key, low in (at_least or {}).items():
+        value, integer = config[key], isinstance(low, int)
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not (number and value >= low and (not integer or int(value) == value)):
+            kind = "an integer" if integer else "a finite number"
+            raise ValueError(f"{key} must be {kind} >= {low}, got {value!r}")
+
+
 def _refuse_boxes(name, values):
     if any(isinstance(value, Box) for value in values):
         raise NotImplementedError(

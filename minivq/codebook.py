@@ -4,7 +4,7 @@ None of this needs a gradient. The EMA codebook (van den Oord et al. 2017, Appen
 replaces the codebook loss by moving averages of the encoder outputs each code is
 assigned; dead-code restarts re-seed codes no output has chosen for a while; k-means++
 (Arthur & Vassilvitskii 2007) or k-means starts the codes where the encoder's outputs
-are. vqvae.py calls these after each optimizer step (`step_hook`) and at init.
+are. `codebook_care(config)` gives the VQ-VAE its (init_state, step_hook) pair for train().
 """
 import numpy as onp
 
@@ -98,6 +98,41 @@ def restart_dead_codes(codebook, steps_unused, indices, z_e_flat, rng, max_unuse
         new_codebook[restarted] = z[rows]
         steps[restarted] = 0
     return new_codebook, steps, restarted
+
+
+def codebook_care(config):
+    """(init_state, step_hook) of a VQ-VAE config: EMA codebook and dead-code restarts.
+
+    init_state(params) -> state: {'ema': ema_init(codebook)} when config['codebook_update']
+    is 'ema', {'steps_unused': (K,) zeros} when config['restart_after'] > 0.
+    step_hook(params, state, aux, batch, rng) -> (params, state), after each optimizer step:
+    the EMA update, then restarts, from this step's aux z_e and indices (computed before the
+    step, like the in-forward updates of the PyTorch/haiku references). Needs no gradient.
+    """
+    ema, restart_after = config["codebook_update"] == "ema", config["restart_after"]
+
+    def init_state(params):
+        state = {}
+        if ema:
+            state["ema"] = ema_init(params["quantizer"]["codebook"])
+        if restart_after:
+            state["steps_unused"] = onp.zeros(config["num_codes"], onp.int64)
+        return state
+
+    def step_hook(params, state, aux, batch, rng):
+        codebook, z_e, indices = params["quantizer"]["codebook"], aux["z_e"], aux["indices"]
+        state = dict(state)
+        if ema:
+            codebook, state["ema"] = ema_update(state["ema"], codebook, z_e, indices,
+                                                config["ema_decay"], config["ema_eps"])
+        if restart_after:
+            codebook, state["steps_unused"], restarted = restart_dead_codes(
+                codebook, state["steps_unused"], indices, z_e, rng, restart_after)
+            if ema and restarted.size:
+                state["ema"] = ema_reset_codes(state["ema"], restarted, codebook[restarted])
+        return dict(params, quantizer=dict(params["quantizer"], codebook=codebook)), state
+
+    return init_state, step_hook
 
 
 def _check_data(z, num_codes):

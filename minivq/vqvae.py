@@ -3,30 +3,15 @@
     x (B, H, W, C) -> encoder -> z_e (B, h, w, d) -> quantize -> indices (B, h, w), z_q
                    -> decoder -> recon (B, H, W, C)
 
-Two shapes of bottleneck, chosen by config['kind']:
-- 'grid' (default, the paper's): no flattening, one code per cell of the h x w grid
-  (the reference 28x28 net gives 7x7 codes);
-- 'flat': one code per image: conv encoder, flatten, Dense to d, quantize, Dense back,
-  reshape, conv decoder. Its code "grid" is 1x1, so encode/decode have the same shapes.
-
-The loss is paper Eq. 3 with an MSE reconstruction term (see autoencoder.py), its
-reconstruction term weighted by config['recon_weight'] (default 1, the paper's):
+config['kind']: 'grid' (the paper's: one code per cell of the h x w grid, 7x7 for 28x28)
+or 'flat' (one code per image: flatten, Dense to d, quantize, Dense back; a 1x1 "grid").
+The loss is paper Eq. 3 with an MSE reconstruction term weighted by config['recon_weight']:
 
     loss = recon_weight * mean (recon - x)^2 + |sg[z_e] - e|^2 + beta |z_e - sg[e]|^2
 
-What the weight s changes under Adam: Adam's steps do not change when the whole loss is
-multiplied by a constant (up to its eps), and each parameter group here is driven by one
-weighted term: the decoder by the reconstruction term alone, the codebook by the codebook
-term alone, the encoder by both reconstruction and commitment. So s * mse + vq terms trains
-like mse + vq terms with beta / s: a weight s > 1 (e.g. when the reconstruction stalls)
-is, under Adam, close to lowering beta by the factor s, not a larger learning rate. Under
-plain SGD it is also a larger step for the decoder.
-
-With config['codebook_update'] = 'ema' the codebook term is dropped and the codebook
-follows exponential moving averages of its assigned encoder outputs instead (Appendix
-A.1); `step_hook` does that after each optimizer step, together with optional dead-code
-restarts (config['restart_after'] > 0). Those updates need no gradient; their state
-(EMA statistics, per-code unused-step counters) lives outside params, in `init_state`.
+Under Adam (invariant to scaling the loss) a weight s trains like beta / s. With
+config['codebook_update'] = 'ema' the codebook term is dropped: the codebook follows moving
+averages of its encoder outputs (App. A.1), in `step_hook` (codebook.codebook_care).
 """
 from collections import namedtuple
 
@@ -34,8 +19,8 @@ import numpy as onp
 
 from . import backend
 from .autoencoder import DEFAULT_CONFIG, Decoder, Encoder, batched_mse, latent_shape, make_config, mse
-from .checks import check_images, check_indices, check_vectors
-from .codebook import ema_init, ema_reset_codes, ema_update, init_codebook_from_data, restart_dead_codes
+from .checks import check_config, check_images, check_indices, check_vectors
+from .codebook import codebook_care, init_codebook_from_data
 from .layers import Dense, Flatten, Reshape, serial
 from .quantize import VectorQuantizer, perplexity, quantize, used_codes
 
@@ -59,19 +44,12 @@ VQVAE = namedtuple("VQVAE", ["config", "init", "loss_and_aux", "loss", "forward"
 def make_vqvae_config(config=None, **overrides):
     """A complete, validated VQ-VAE config: VQVAE_DEFAULTS <- config <- overrides."""
     config = make_config(config, defaults=VQVAE_DEFAULTS, **overrides)
-    choices = {"kind": ("grid", "flat"), "codebook_update": ("grad", "ema"),
-               "codebook_init": ("uniform", "random", "kmeans++", "kmeans")}
-    for key, allowed in choices.items():
-        if config[key] not in allowed:
-            raise ValueError(f"config[{key!r}] must be one of {allowed}, got {config[key]!r}")
-    if int(config["num_codes"]) < 1 or config["beta"] < 0 or int(config["restart_after"]) < 0:
-        raise ValueError(f"need num_codes >= 1, beta >= 0, restart_after >= 0, got "
-                         f"{config['num_codes']}, {config['beta']}, {config['restart_after']}")
-    if not 0 < config["recon_weight"] < float("inf"):
-        raise ValueError(f"need recon_weight > 0 (1 is the paper's loss), got {config['recon_weight']}")
-    if not 0.0 <= config["ema_decay"] <= 1.0 or config["ema_eps"] < 0:
-        raise ValueError(f"need 0 <= ema_decay <= 1 and ema_eps >= 0, got "
-                         f"{config['ema_decay']}, {config['ema_eps']}")
+    check_config(config, {"kind": ("grid", "flat"), "codebook_update": ("grad", "ema"),
+                          "codebook_init": ("uniform", "random", "kmeans++", "kmeans")},
+                 {"num_codes": 1, "beta": 0.0, "restart_after": 0, "ema_eps": 0.0})
+    if not (0 < config["recon_weight"] < float("inf") and 0.0 <= config["ema_decay"] <= 1.0):
+        raise ValueError(f"need recon_weight > 0 (1 is the paper's loss) and 0 <= ema_decay <= 1, "
+                         f"got {config['recon_weight']}, {config['ema_decay']}")
     return config
 
 
@@ -96,23 +74,20 @@ def build_vqvae(config=None):
     """The VQ-VAE as a namedtuple of pure functions over params
     {'encoder': [...], 'quantizer': {'codebook': (K, d)}, 'decoder': [...]}.
 
-    x: (B, H, W, C) float in [0, 1]; indices: (B, h, w) int64; codes, z: (B, h, w, d).
-        init(rng) -> params (float32)
-        loss_and_aux(params, x) -> (loss, aux): aux holds z_e, z_q, indices, recon and the
-            scalars loss, recon_mse, codebook_loss, commitment_loss, perplexity, used_codes
-        loss(params, x) -> scalar;  forward(params, x) -> aux
+    x: (B, H, W, C) float in [0, 1]; indices: (B, h, w) int64; codes: (B, h, w, d).
+        init(rng) -> params;  loss(params, x);  forward(params, x) -> aux
+        loss_and_aux(params, x) -> (loss, aux {z_e, z_q, indices, recon, loss, recon_mse,
+            codebook_loss, commitment_loss, perplexity, used_codes})
         encode(params, x) -> (indices, codes);  decode(params, codes) -> recon
         decode_indices(params, indices) -> recon
         evaluate(params, x, batch_size=500) -> {'test_mse', 'perplexity', 'used_codes'}
-        init_state(params) -> quantizer state; step_hook(params, state, aux, batch, rng)
-            -> (params, state): EMA update and dead-code restarts (for train.train)
+        init_state, step_hook: codebook care for train.train (codebook.codebook_care)
     """
     config = make_vqvae_config(config)
     (enc_init, encoder), (dec_init, decoder) = _networks(config)
     num_codes, beta, ema = config["num_codes"], config["beta"], config["codebook_update"] == "ema"
-    recon_weight = config["recon_weight"]
-    grid = code_grid_shape(config)
-    code_shape = grid + (config["code_dim"],)
+    recon_weight, grid = config["recon_weight"], code_grid_shape(config)
+    init_state, step_hook = codebook_care(config)
 
     def init(rng):
         z_shape, enc_params = enc_init(rng, config["input_shape"])
@@ -153,7 +128,8 @@ def build_vqvae(config=None):
         return indices, codebook[indices]                            # (B, h, w, d)
 
     def decode(params, codes):
-        return decoder(params["decoder"], check_vectors(codes, ("B",) + code_shape, name="codes"))
+        code_shape = ("B",) + grid + (config["code_dim"],)
+        return decoder(params["decoder"], check_vectors(codes, code_shape, name="codes"))
 
     def decode_indices(params, indices):
         indices = check_indices(indices, num_codes, ("B",) + grid)
@@ -173,45 +149,14 @@ def build_vqvae(config=None):
         return {"test_mse": test_mse, "perplexity": perplexity(all_indices, num_codes),
                 "used_codes": used_codes(all_indices, num_codes)}
 
-    def init_state(params):
-        state = {}
-        if ema:
-            state["ema"] = ema_init(params["quantizer"]["codebook"])
-        if config["restart_after"]:
-            state["steps_unused"] = onp.zeros(num_codes, onp.int64)
-        return state
-
-    def step_hook(params, state, aux, batch, rng):
-        """EMA codebook update then dead-code restarts, after the optimizer step.
-
-        Uses this step's z_e and indices (computed before the step), like the in-forward
-        updates of the PyTorch/haiku references. Returns new (params, state).
-        """
-        codebook = params["quantizer"]["codebook"]
-        z_e, indices = aux["z_e"], aux["indices"]
-        state = dict(state)
-        if ema:
-            codebook, state["ema"] = ema_update(state["ema"], codebook, z_e, indices,
-                                                config["ema_decay"], config["ema_eps"])
-        if config["restart_after"]:
-            codebook, state["steps_unused"], restarted = restart_dead_codes(
-                codebook, state["steps_unused"], indices, z_e, rng, config["restart_after"])
-            if ema and restarted.size:
-                state["ema"] = ema_reset_codes(state["ema"], restarted, codebook[restarted])
-        params = dict(params, quantizer=dict(params["quantizer"], codebook=codebook))
-        return params, state
-
     return VQVAE(config, init, loss_and_aux, loss, forward, encode, decode, decode_indices,
                  evaluate, init_state, step_hook)
 
 
 def init_codebook_from_batch(model, params, x, rng, method=None):
-    """Params with the codebook re-seeded from the encoder outputs of the batch x.
-
-    method: 'random' rows of z_e, 'kmeans++' or 'kmeans' (default config['codebook_init'];
-    'uniform' returns params unchanged). Starting the codes where the encoder's outputs
-    are avoids codes that no output ever reaches (dead from step 0).
-    """
+    """Params with the codebook re-seeded from the encoder outputs of the batch x, so that
+    no code starts where no output reaches it. method: 'random', 'kmeans++' or 'kmeans'
+    (codebook.init_codebook_from_data); default config['codebook_init'], 'uniform' = keep."""
     method = model.config["codebook_init"] if method is None else method
     if method == "uniform":
         return params
