@@ -1,7 +1,7 @@
 """Convolutional encoder and decoder, and the plain (continuous) autoencoder baseline.
 
-The default architecture is the reference VQ-VAE for 28x28 MNIST (the DeepMind /
-PyTorch example nets, van den Oord et al. 2017 Sec. 4.1 scaled down):
+The default is the reference VQ-VAE net for 28x28 MNIST (the DeepMind / PyTorch examples,
+van den Oord et al. 2017 Sec. 4.1 scaled down):
 
     encoder  x (B, 28, 28, 1)
              conv4x4 s2 p1 (1->32), ReLU, conv4x4 s2 p1 (32->64), ReLU, conv3x3 p1 (64->64),
@@ -11,24 +11,17 @@ PyTorch example nets, van den Oord et al. 2017 Sec. 4.1 scaled down):
              conv3x3 p1 (d->64), 2 x residual, ReLU,
              convT4x4 s2 p1 (64->32), ReLU, convT4x4 s2 p1 (32->1)  -> x_hat (B, 28, 28, 1)
 
-The decoder output is linear (no sigmoid) and trained with the per-pixel mean squared
-error against x in [0, 1], as the PyTorch reference whose test MSE we compare with.
-
-Sizes come from a plain config dict (`make_config`), so the same builders give the tiny
-8x8 nets of the tests. The plain autoencoder feeds z_e straight to the decoder: it is the
-upper bound on reconstruction quality a quantized bottleneck of the same shape can reach.
-
-Sequences: an input_shape with H == 1, (1, L, C), is a sequence of length L with C
-channels. The input shape decides (no separate key, so a config cannot contradict its
-data): every kernel becomes (1, k) and every stride (1, s), 4x4 s2 p1 -> (1, 4) s(1, 2)
-p(0, 1), 3x3 p1 -> (1, 3) p(0, 1), so only L is halved; the code grid is 1 x L/2^n.
+The decoder output is linear, trained with the per-pixel MSE against x in [0, 1]. The plain
+autoencoder feeds z_e straight to the decoder: the reconstruction a quantized bottleneck of
+the same shape can at best reach. An input_shape (1, L, C) is a sequence: every k x k kernel
+becomes (1, k) and every stride (1, s), so only L is halved (code grid 1 x L/2^n).
 """
 from collections import namedtuple
 
 import autograd.numpy as np
 import numpy as onp
 
-from .checks import check_images, check_vectors
+from .checks import check_config, check_images, check_vectors, merge_config
 from .layers import Conv2d, ConvTranspose2d, Relu, Residual, serial
 
 DEFAULT_CONFIG = {
@@ -42,27 +35,14 @@ DEFAULT_CONFIG = {
 
 
 def make_config(config=None, defaults=None, **overrides):
-    """A complete, validated config dict: `defaults` <- `config` <- `overrides`.
-
-    Unknown keys raise ValueError (a typo must not silently fall back to a default).
-    `input_shape` is stored as a tuple; the result is JSON-serialisable.
-    """
-    defaults = DEFAULT_CONFIG if defaults is None else defaults
-    merged = dict(defaults)
-    for source in (config or {}), overrides:
-        unknown = sorted(set(source) - set(defaults))
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; expected keys among {sorted(defaults)}")
-        merged.update(source)
+    """A complete, validated config dict: `defaults` <- `config` <- `overrides`; unknown keys
+    raise ValueError (a typo must not silently fall back to a default)."""
+    merged = merge_config(DEFAULT_CONFIG if defaults is None else defaults, config, overrides)
     merged["input_shape"] = tuple(int(n) for n in merged["input_shape"])
     if len(merged["input_shape"]) != 3:
         raise ValueError(f"input_shape must be (H, W, C), got {merged['input_shape']}")
-    for key in ("hidden", "res_hidden", "code_dim"):
-        if int(merged[key]) < 1:
-            raise ValueError(f"{key} must be a positive integer, got {merged[key]!r}")
-    for key in ("num_res_blocks", "num_downsamplings"):
-        if int(merged[key]) < 0:
-            raise ValueError(f"{key} must be a non-negative integer, got {merged[key]!r}")
+    check_config(merged, at_least={"hidden": 1, "res_hidden": 1, "code_dim": 1, "num_res_blocks": 0,
+                                   "num_downsamplings": 0})
     if merged["num_downsamplings"] > 1 and merged["hidden"] < 2:
         raise ValueError(f"hidden must be >= 2 with several downsamplings (they use hidden // 2 "
                          f"channels), got {merged['hidden']}")
@@ -87,8 +67,7 @@ def _kernel(config, k, stride=1, padding=0):
 
 
 def latent_shape(config):
-    """(h, w, d) of z_e for one image: the input size divided by 2**num_downsamplings ((1, L/2^n, d)
-    for a sequence)."""
+    """(h, w, d) of z_e for one image: (H/2^n, W/2^n, d); (1, L/2^n, d) for a sequence."""
     height, width, _ = config["input_shape"]
     factor = 2 ** config["num_downsamplings"]
     return (1 if is_sequence(config) else height // factor, width // factor, config["code_dim"])
@@ -103,11 +82,8 @@ def _residual_stack(config):
 
 
 def Encoder(config):
-    """Stax layer x (B, H, W, C) -> z_e (B, H/2^n, W/2^n, d); n = num_downsamplings.
-
-    Each downsampling is conv4x4 stride 2 pad 1 (halves H and W; a sequence's (1, 4)
-    stride (1, 2) halves L); all but the last have hidden/2 channels, the last has `hidden`.
-    """
+    """Stax layer x (B, H, W, C) -> z_e (B, H/2^n, W/2^n, d); n = num_downsamplings
+    conv4x4 s2 p1, each halving H and W: hidden/2 channels, the last `hidden`."""
     n, hidden = config["num_downsamplings"], config["hidden"]
     layers = []
     for i in range(n):
@@ -118,11 +94,8 @@ def Encoder(config):
 
 
 def Decoder(config):
-    """Stax layer z (B, h, w, d) -> x_hat (B, h*2^n, w*2^n, C), linear output.
-
-    Mirror of `Encoder`: conv3x3 to `hidden`, residual stack, then n transposed convs
-    4x4 stride 2 pad 1 (each doubles H and W): hidden/2 channels, the last C.
-    """
+    """Stax layer z (B, h, w, d) -> x_hat (B, h*2^n, w*2^n, C), linear output: the mirror of
+    `Encoder`, n convT4x4 s2 p1, each doubling H and W: hidden/2 channels, the last C."""
     n, hidden = config["num_downsamplings"], config["hidden"]
     out_channels = config["input_shape"][2]
     layers = [Conv2d(hidden, *_kernel(config, 3, padding=1))] + _residual_stack(config)
@@ -148,8 +121,7 @@ def batched_mse(reconstruct, x, batch_size=500):
 def mse(x_hat, x):
     """Mean squared error per pixel, the reconstruction loss (log p(x|z) up to scale, Eq. 3)."""
     squared_error = (x_hat - x) ** 2
-    # sum / size, not np.mean: autograd's mean VJP divides by a NumPy int64, which NumPy 2
-    # promotes to float64 and would run the whole float32 backward pass in double precision.
+    # sum / size, not np.mean: autograd's mean VJP would upcast the float32 backward pass to float64.
     return np.sum(squared_error) / squared_error.size
 
 
@@ -161,9 +133,8 @@ def build_autoencoder(config=None):
     """The plain autoencoder: pure functions over params {'encoder': [...], 'decoder': [...]}.
 
     x: (B, H, W, C) float in [0, 1]; z_e: (B, h, w, d).
-        init(rng) -> params (float32)
+        init(rng) -> params;  loss(params, x) -> MSE;  forward(params, x) -> aux
         loss_and_aux(params, x) -> (MSE, aux {'z_e', 'recon', 'recon_mse', 'loss'})
-        loss(params, x) -> MSE;  forward(params, x) -> aux
         encode(params, x) -> z_e;  decode(params, z) -> recon (B, H, W, C)
         evaluate(params, x, batch_size=500) -> {'test_mse': per-pixel MSE over all of x}
     """

@@ -97,6 +97,18 @@ def check_images(x, shape=None, name="x", value_range=None):
     return x
 
 
+def merge_config(defaults, *sources):
+    """dict(defaults) updated by each source dict in turn; ValueError on a key that defaults
+    lacks (a typo must not silently fall back to a default)."""
+    merged = dict(defaults)
+    for source in sources:
+        unknown = sorted(set(source or {}) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; expected keys among {sorted(defaults)}")
+        merged.update(source or {})
+    return merged
+
+
 def check_config(config, choices=None, at_least=None):
     """ValueError unless config[key] is one of choices[key], and a number (an integer when the
     bound is an int) >= at_least[key]: check_config(c, {'kind': ('grid', 'flat')}, {'num_codes': 1})."""

@@ -17,7 +17,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .checks import check_indices, check_vectors
+from .checks import check_config, check_indices, check_vectors, merge_config
 from .gated_pixelcnn import GatedPixelCNN
 from .layers import Conv2d, Dense, Embedding, Relu, serial
 from .pixelcnn import PixelCNN, causal_mask
@@ -41,19 +41,10 @@ Prior = namedtuple("Prior", ["config", "init", "logits", "logits_from_embedded",
 
 def make_config(**overrides):
     """DEFAULT_CONFIG updated with `overrides`, validated (ValueError on unknown keys or bad values)."""
-    unknown = sorted(set(overrides) - set(DEFAULT_CONFIG))
-    if unknown:
-        raise ValueError(f"unknown PixelCNN config keys {unknown}; expected some of {sorted(DEFAULT_CONFIG)}")
-    config = dict(DEFAULT_CONFIG, **overrides)
-    if config["input_mode"] not in INPUT_MODES:
-        raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {config['input_mode']!r}")
+    config = merge_config(DEFAULT_CONFIG, overrides)
+    check_config(config, {"input_mode": INPUT_MODES}, {"num_codes": 1, "channels": 1, "num_blocks": 0})
     if config["input_mode"] == "codes" and not config["code_dim"]:
         raise ValueError("input_mode 'codes' needs code_dim, the VQ-VAE code vector size d")
-    for key in ("num_codes", "channels"):
-        if int(config[key]) != config[key] or config[key] < 1:
-            raise ValueError(f"{key} must be a positive integer, got {config[key]!r}")
-    if config["num_blocks"] < 0:
-        raise ValueError(f"num_blocks must be >= 0, got {config['num_blocks']}")
     for key in ("first_kernel", "kernel"):
         try:
             causal_mask(config[key], "A")                            # odd kernel sizes k or (kh, kw) only
