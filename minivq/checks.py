@@ -4,6 +4,7 @@ A shape pattern is a tuple of sizes where a name (a str) matches any size and a 
 `...` any number of leading axes: ("B", 7, 7) is a batch of 7x7 grids, (..., 16) any
 array of 16-vectors. Checks read plain values, so they also work on autograd boxes.
 """
+import contextlib
 import math
 import numbers
 
@@ -48,6 +49,18 @@ def check_indices(indices, num_codes, shape=None, name="indices", nonempty=False
         where = "be non-negative" if num_codes is None else f"lie in [0, {num_codes})"
         raise ValueError(f"{name} must {where}, got range [{value.min()}, {value.max()}]")
     return value
+
+
+def check_labels(config, labels, batch):
+    """labels (batch,) as ints in range for a prior config with num_classes, None without."""
+    if config["num_classes"] is None:
+        if labels is not None:
+            raise ValueError("labels were given but the prior is unconditional "
+                             "(train a gated prior with num_classes to condition on labels)")
+        return None
+    if labels is None:
+        raise ValueError(f"this prior is conditioned on {config['num_classes']} classes: pass labels (B,)")
+    return check_indices(labels, config["num_classes"], (batch,), name="labels")
 
 
 def check_finite(x, name="x", advice=""):
@@ -121,6 +134,41 @@ def check_config(config, choices=None, at_least=None):
         if not (number and value >= low and (not integer or int(value) == value)):
             kind = "an integer" if integer else "a finite number"
             raise ValueError(f"{key} must be {kind} >= {low}, got {value!r}")
+
+
+def _ints(name, label, value, expand, size, minimum, expected):
+    """expand(value) as a tuple of `size` ints >= minimum, or a ValueError saying what was `expected`."""
+    with contextlib.suppress(TypeError, ValueError):   # not numbers, or not in pairs
+        values = expand(value)
+        if len(values) == size and all(int(v) == v >= minimum for v in values):
+            return tuple(int(v) for v in values)
+    raise ValueError(f"{name}: {label} must be {expected}, got {value!r}")
+
+
+def check_conv_args(name, x, w, stride, padding, output_padding=0):
+    """((sh, sw), (top, bottom, left, right), output shape) of `name` ('conv2d' or 'conv_transpose2d'), or a
+    ValueError saying what was expected (x or y NHWC, w HWIO, channels matching, output_padding < stride)."""
+    from .conv import conv_output_size, conv_transpose_output_size, pad_sides, pair   # conv.py imports this module
+    conv, x_label = (True, "x") if name == "conv2d" else (False, "y")
+    for label, arr, layout in ((x_label, x, "(B, H, W, C) (channels last)"), ("w", w, "(kh, kw, C_in, C_out)")):
+        if not onp.issubdtype(getattr(arr, "dtype", object), onp.floating) or arr.ndim != 4:
+            raise ValueError(f"{name}: {label} must be a float32/float64 array of shape {layout}, got "
+                             f"{getattr(arr, 'dtype', type(arr))} of {onp.ndim(arr)}-D shape {onp.shape(arr)}")
+    strides = _ints(name, "stride", stride, pair, 2, 1, "an integer >= 1 or a pair (sh, sw) of them")
+    pads = _ints(name, "padding", padding, pad_sides, 4, 0, "an int >= 0, (ph, pw) or ((top, bottom), (left, right))")
+    ops = _ints(name, "output_padding", output_padding, pair, 2, 0, "an integer >= 0 or a pair of them")
+    if ops[0] >= strides[0] or ops[1] >= strides[1]:
+        raise ValueError(f"{name}: output_padding must be in [0, stride), got {output_padding!r} with stride {stride}")
+    kh, kw, c_in, c_out = w.shape
+    if x.shape[3] != (c_in if conv else c_out):
+        raise ValueError(f"{name}: {x_label} has {x.shape[3]} channels but w of shape {w.shape} (kh, kw, C_in, "
+                         f"C_out) needs {'C_in' if conv else 'C_out'}={x.shape[3]}")
+    out = tuple(conv_output_size(n, k, s, p) if conv else conv_transpose_output_size(n, k, s, p, op)
+                for n, k, s, p, op in zip(x.shape[1:3], (kh, kw), strides, (pads[:2], pads[2:]), ops))
+    if min(out) < 1:
+        raise ValueError(f"{name}: output would be {out[0]}x{out[1]}: kernel {kh}x{kw}, input {x.shape[1]}x"
+                         f"{x.shape[2]}, padding {pads} (top, bottom, left, right), stride {strides}")
+    return strides, pads, (x.shape[0], *out, c_out if conv else c_in)
 
 
 def _refuse_boxes(name, values):

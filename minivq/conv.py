@@ -12,14 +12,14 @@ so that with W = w as a (kh*kw*C, F) matrix each map is one matmul:
     input grad   dx = col2im(g @ W^T)    (B*Ho*Wo, F) @ (F, kh*kw*C), rows added back onto their windows
     weight grad  dW = cols(x)^T @ g      (kh*kw*C, B*Ho*Wo) @ (B*Ho*Wo, F)
 
-conv_transpose2d's forward is conv2d's input grad, its input grad conv2d's forward, its weight grad conv2d's with x
-and g swapped. Raw NumPy: first-order VJPs, float64 output if x or w is. fast_conv.py: the same, faster (backend.py picks).
+conv_transpose2d's forward is conv2d's input grad, its input grad conv2d's forward, its weight
+grad conv2d's with x and g swapped. Raw NumPy: first-order VJPs, float64 output if x or w is.
+fast_conv.py: the same, faster (backend.py picks). Argument checks: checks.check_conv_args.
 """
-import contextlib
-
 import numpy as onp
 from autograd.extend import defvjp, primitive
-from .checks import first_order
+
+from .checks import check_conv_args, first_order
 
 
 def pair(value):
@@ -40,40 +40,6 @@ def conv_output_size(size, kernel, stride, padding):
 def conv_transpose_output_size(size, kernel, stride, padding, output_padding=0):
     """Output length of a transposed conv along one axis (PyTorch's): (n - 1) s - 2p + k + op."""
     return (size - 1) * stride - sum(pair(padding)) + kernel + output_padding
-
-
-def _ints(name, label, value, expand, size, minimum, expected):
-    """expand(value) as a tuple of `size` ints >= minimum, or a ValueError saying what was `expected`."""
-    with contextlib.suppress(TypeError, ValueError):   # not numbers, or not in pairs
-        values = expand(value)
-        if len(values) == size and all(int(v) == v >= minimum for v in values):
-            return tuple(int(v) for v in values)
-    raise ValueError(f"{name}: {label} must be {expected}, got {value!r}")
-
-
-def check_conv_args(name, x, w, stride, padding, output_padding=0):
-    """((sh, sw), (top, bottom, left, right), output shape) of `name` ('conv2d' or 'conv_transpose2d'), or a
-    ValueError saying what was expected (x or y NHWC, w HWIO, channels matching, output_padding < stride)."""
-    conv, x_label = (True, "x") if name == "conv2d" else (False, "y")
-    for label, arr, layout in ((x_label, x, "(B, H, W, C) (channels last)"), ("w", w, "(kh, kw, C_in, C_out)")):
-        if not onp.issubdtype(getattr(arr, "dtype", object), onp.floating) or arr.ndim != 4:
-            raise ValueError(f"{name}: {label} must be a float32/float64 array of shape {layout}, got "
-                             f"{getattr(arr, 'dtype', type(arr))} of {onp.ndim(arr)}-D shape {onp.shape(arr)}")
-    strides = _ints(name, "stride", stride, pair, 2, 1, "an integer >= 1 or a pair (sh, sw) of them")
-    pads = _ints(name, "padding", padding, pad_sides, 4, 0, "an int >= 0, (ph, pw) or ((top, bottom), (left, right))")
-    ops = _ints(name, "output_padding", output_padding, pair, 2, 0, "an integer >= 0 or a pair of them")
-    if ops[0] >= strides[0] or ops[1] >= strides[1]:
-        raise ValueError(f"{name}: output_padding must be in [0, stride), got {output_padding!r} with stride {stride}")
-    kh, kw, c_in, c_out = w.shape
-    if x.shape[3] != (c_in if conv else c_out):
-        raise ValueError(f"{name}: {x_label} has {x.shape[3]} channels but w of shape {w.shape} (kh, kw, C_in, "
-                         f"C_out) needs {'C_in' if conv else 'C_out'}={x.shape[3]}")
-    out = tuple(conv_output_size(n, k, s, p) if conv else conv_transpose_output_size(n, k, s, p, op)
-                for n, k, s, p, op in zip(x.shape[1:3], (kh, kw), strides, (pads[:2], pads[2:]), ops))
-    if min(out) < 1:
-        raise ValueError(f"{name}: output would be {out[0]}x{out[1]}: kernel {kh}x{kw}, input {x.shape[1]}x"
-                         f"{x.shape[2]}, padding {pads} (top, bottom, left, right), stride {strides}")
-    return strides, pads, (x.shape[0], *out, c_out if conv else c_in)
 
 
 def _im2col(x, kh, kw, strides, pads):

@@ -1,14 +1,12 @@
-"""The prior over VQ-VAE code grids: config, build, loss, bits per code, labels.
+"""The prior over VQ-VAE code grids: config, build, loss, bits per code.
 
     prior = build_prior(make_config(num_codes=64))
-    params = prior.init(rng)
-    loss = prior.loss(params, indices)            # mean cross-entropy in nats
+    loss = prior.loss(prior.init(rng), indices)            # mean cross-entropy in nats
 
-The network's input is a learned embedding of the indices ('embedding') or the VQ-VAE's
-own code vectors ('codes', fixed: passed with the data, never trained here), projected
-per cell to C channels (Embedding or Dense, so the projection cannot mix cells), then a
-causal body (pixelcnn.PixelCNN, or gated_pixelcnn.GatedPixelCNN with gated=True), then
-a per-cell head ReLU, conv 1x1, ReLU, conv 1x1 -> K logits.
+Input: a learned embedding of the indices ('embedding') or the VQ-VAE's fixed code vectors
+('codes'), projected per cell to C channels (so no cells mix), then a causal body
+(pixelcnn.PixelCNN, or gated_pixelcnn.GatedPixelCNN with gated=True), then a per-cell head
+ReLU, conv 1x1, ReLU, conv 1x1 -> K logits.
 """
 import math
 from collections import namedtuple
@@ -17,7 +15,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .checks import check_config, check_indices, check_vectors, merge_config
+from .checks import check_config, check_indices, check_labels, check_vectors, merge_config
 from .gated_pixelcnn import GatedPixelCNN
 from .layers import Conv2d, Dense, Embedding, Relu, serial
 from .pixelcnn import PixelCNN, causal_mask
@@ -56,18 +54,6 @@ def make_config(**overrides):
     return config
 
 
-def check_labels(config, labels, batch):
-    """labels (B,) as ints in range for a conditional prior, None for an unconditional one."""
-    if config["num_classes"] is None:
-        if labels is not None:
-            raise ValueError("labels were given but the prior is unconditional "
-                             "(train a gated prior with num_classes to condition on labels)")
-        return None
-    if labels is None:
-        raise ValueError(f"this prior is conditioned on {config['num_classes']} classes: pass labels (B,)")
-    return check_indices(labels, config["num_classes"], (batch,), name="labels")
-
-
 def log_softmax(logits):
     """log p over the last axis, stable: logits - logsumexp(logits). (..., K) -> (..., K)."""
     # log sum_k exp(l_k) = m + log sum_k exp(l_k - m) with m = max_k l_k (a constant for the
@@ -88,13 +74,11 @@ def cross_entropy(logits, targets):
 def build_prior(config=None):
     """The prior as a namedtuple of pure functions over params {'input', 'body', 'head'}.
 
-    indices: (B, h, w) int in [0, K); codes: (B, h, w, d) float = codebook[indices] ('codes'
-    mode only, fixed data); labels: (B,) int for a conditional prior.
+    indices: (B, h, w) int in [0, K); codes: (B, h, w, d) = codebook[indices] ('codes' mode);
+    labels: (B,) int for a conditional prior; dropout > 0 needs a Generator rng (training).
         init(rng) -> params (float32)
-        logits(params, inputs, labels=None, dropout=0.0, rng=None) -> (B, h, w, K), inputs
-            being indices or codes per the mode; dropout > 0 with a Generator rng (training)
-        logits_from_embedded(params, e, labels=None) -> logits from the projected input
-            e (B, h, w, C), where the input gradient of an 'embedding' prior lives
+        logits(params, inputs, labels=None, dropout=0.0, rng=None) -> (B, h, w, K)
+        logits_from_embedded(params, e, labels=None) -> logits of the projected input e (B, h, w, C)
         loss(params, indices, codes=None, labels=None, dropout=0.0, rng=None) -> nats
         bits_per_code(params, indices, codes=None, labels=None, batch_size=500) -> float
     """
@@ -149,15 +133,14 @@ def build_prior(config=None):
         return cross_entropy(logits(params, codes, labels, dropout, rng), indices)
 
     def bits_per_code(params, indices, codes=None, labels=None, batch_size=500):
-        total_nats, count = 0.0, 0
+        if onp.size(indices) == 0:
+            raise ValueError("bits_per_code needs at least one grid, got none")
+        total_nats = 0.0
         for start in range(0, len(indices), batch_size):
             part = slice(start, start + batch_size)
             nats = loss(params, indices[part], None if codes is None else codes[part],
                         None if labels is None else labels[part])
             total_nats += float(nats) * indices[part].size
-            count += indices[part].size
-        if count == 0:
-            raise ValueError("bits_per_code needs at least one grid, got none")
-        return total_nats / count / math.log(2.0)
+        return total_nats / onp.size(indices) / math.log(2.0)
 
     return Prior(config, init, logits, logits_from_embedded, loss, bits_per_code)

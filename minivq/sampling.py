@@ -17,8 +17,7 @@ import math
 
 import numpy as onp
 
-from .checks import check_finite, check_indices
-from .prior import check_labels
+from .checks import check_finite, check_indices, check_labels
 
 
 def _check_sampling_options(temperature, top_k):
