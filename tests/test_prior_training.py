@@ -202,3 +202,21 @@ def test_demo_quick_conditional_scores_its_samples(tmp_path):
 def test_score_line_names_the_missing_classifier_for_other_images(tmp_path):
     score, line = pipeline.score_line(str(tmp_path), onp.zeros((3, 32, 32, 3)))
     assert score is None and "28x28x1" in line and "32x32x3" in line
+
+
+def test_default_prior_keeps_a_weight_average_and_older_runs_resume_without_one(tmp_path):
+    run = str(tmp_path / "run")
+    pipeline.train_vqvae(run, **TINY_VQVAE)
+    pipeline.encode(run, progress=False)
+    pipeline.train_prior(run, **TINY_PRIOR)
+    ckpt = load_checkpoint(tmp_path / "run" / "prior" / "checkpoint.npz")
+    assert json.loads(str(ckpt["extra"]["history"]))["settings"]["ema_decay"] == 0.995
+    pipeline.train_prior(run, ema_decay=0.0, force=True, **TINY_PRIOR)
+    config_path = tmp_path / "run" / "prior" / "config.json"
+    config = json.load(open(config_path))
+    for key in pipeline.REGULARISERS_OFF:                  # a run of a minivq without these settings
+        del config[key]
+    config_path.write_text(json.dumps(config))
+    pipeline.train_prior(run, resume=True, **dict(TINY_PRIOR, steps=6))
+    ckpt = load_checkpoint(tmp_path / "run" / "prior" / "checkpoint.npz")
+    assert ckpt["step"] == 6 and "ema_params" not in ckpt["extra"]
