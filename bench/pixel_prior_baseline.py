@@ -63,10 +63,11 @@ def step_seconds(prior, params, grids, steps, rng):
 
 def main(out="runs/pixel_baseline", vqvae_steps=2000, prior_steps=1000, pixel_steps=500,
          batch_size=32, eval_every=250, n_samples=16, test_images=None, timing_steps=10, seed=0,
-         quick=False, progress=True):
+         quick=False, progress=True, resume=False):
     """Train both priors, compare them; returns the numbers (also in out/results.json).
 
     test_images: evaluate the pixel prior on the first n test digits (None: all 999).
+    resume: continue an interrupted VQ-VAE in out/vqvae to vqvae_steps (same settings).
     """
     settings = dict(vqvae_steps=vqvae_steps, prior_steps=prior_steps, pixel_steps=pixel_steps,
                     eval_every=eval_every, n_samples=n_samples, test_images=test_images,
@@ -77,8 +78,9 @@ def main(out="runs/pixel_baseline", vqvae_steps=2000, prior_steps=1000, pixel_st
 
     # Codes: the pipeline's VQ-VAE, encoding and prior (the demo's settings).
     start = time.perf_counter()
+    again = resume and os.path.isfile(os.path.join(out, "vqvae", "checkpoint.npz"))
     vq = pipeline.train_vqvae(out, steps=settings["vqvae_steps"], eval_every=settings["eval_every"],
-                              force=True, seed=seed, progress=progress, **vqvae_sizes)
+                              resume=again, force=not again, seed=seed, progress=progress, **vqvae_sizes)
     pipeline.encode(out, progress=progress)
     code_run = pipeline.train_prior(out, steps=settings["prior_steps"], batch_size=batch_size,
                                     eval_every=settings["eval_every"], force=True, seed=seed,
@@ -92,7 +94,8 @@ def main(out="runs/pixel_baseline", vqvae_steps=2000, prior_steps=1000, pixel_st
 
     data = load_mnist_embedded()
     print(f"data: {describe(data)}; pixels binarised at 0.5")
-    binary_bits = vqvae_bits_per_dim(decode, code_run["test_bits"], (data.x_train, train_grids.indices),
+    binary_bits = vqvae_bits_per_dim(lambda indices: vqvae.model.decode_indices(vqvae.params, indices),
+                                     code_run["test_bits"], (data.x_train, train_grids.indices),
                                      (data.x_test, test_grids.indices), likelihood="bernoulli")
 
     # Pixels: the same PixelCNN, K = 2, on the 28x28 binarised digits.
@@ -129,10 +132,9 @@ def main(out="runs/pixel_baseline", vqvae_steps=2000, prior_steps=1000, pixel_st
     code_samples = decode(sample_grids(code_prior, code_params, n, h, w, rng))  # (n, 28, 28, 1)
     code_sample_seconds = time.perf_counter() - start
     figure = sample_comparison(
-        [(f"PixelCNN on binarised pixels ({pixel_best['test_bits']:.3f} bits/dim)",
-          pixel_samples[..., None].astype(onp.float32)),
-         (f"PixelCNN on 7x7 codes + decoder ({binary_bits['total']:.3f} bits/dim binarised)", code_samples),
-         ("the same, binarised at 0.5", binarize(code_samples).astype(onp.float32))],
+        [(f"pixels: {pixel_best['test_bits']:.3f} bits/dim", pixel_samples[..., None].astype(onp.float32)),
+         (f"codes + decoder: {binary_bits['total']:.3f}", code_samples),
+         ("codes, binarised", binarize(code_samples).astype(onp.float32))],
         os.path.join(out, "samples.png"))
 
     gaussian = code_run["bits_per_dim"]
@@ -176,6 +178,8 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny networks, a few steps (smoke run)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted VQ-VAE in --out")
     args = parser.parse_args()
     main(args.out, args.vqvae_steps, args.prior_steps, args.pixel_steps, args.batch_size, args.eval_every,
-         args.n_samples, args.test_images, args.timing_steps, args.seed, args.quick, not args.no_progress)
+         args.n_samples, args.test_images, args.timing_steps, args.seed, args.quick, not args.no_progress,
+         args.resume)

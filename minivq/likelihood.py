@@ -16,7 +16,9 @@ no gradient: nothing here is trained by gradient descent):
   decoder output clipped to [0, 1] is the mean of a Gaussian with ONE scale sigma for all
   pixels, fitted by maximum likelihood on the training set (`fit_gaussian_scale`); level k
   gets the Gaussian's mass over its bin [k - 1/2, k + 1/2] / 255, and the end levels 0 and
-  255 the whole tails below 0.5/255 and above 254.5/255 (as PixelCNN++ does). A Gaussian
+  255 the whole tails below 0.5/255 and above 254.5/255 (as PixelCNN++ does). The decoder
+  output is the mean as it is, NOT clipped to [0, 1]: a mean below 0 puts most of the mass
+  on level 0, where most digit pixels are (clipped, level 0 could never get more than 1/2). A Gaussian
   because the VQ-VAE is trained with MSE, the negative log of exactly such a Gaussian up to
   scale and a constant; one fitted scale because the MSE loss assumes one.
 - binarised data, `bernoulli_log2`: pixel x in {0, 1} ~ Bernoulli(p) with
@@ -85,14 +87,14 @@ def discretized_gaussian_log2(x, mean, scale):
     """log2 p(x | mean) per pixel: the N(mean, scale^2) mass of each pixel's 8-bit bin.
 
     x: pixels in [0, 1], read as levels k = round(255 x); mean: same shape (or broadcast),
-    the decoder output, clipped to [0, 1]; scale: sigma > 0. Bin of level k:
+    the decoder output, any finite values (not clipped); scale: sigma > 0. Bin of level k:
     [(k - 1/2) / 255, (k + 1/2) / 255], widened to (-inf, ...] for k = 0 and [..., inf)
     for k = 255, so the 256 masses sum to 1.
     """
     if not (onp.ndim(scale) == 0 and scale > 0 and math.isfinite(scale)):
         raise ValueError(f"scale must be a positive finite number, got {scale!r}")
     k = levels(x)
-    mean = onp.clip(onp.asarray(mean, onp.float64), 0.0, 1.0)
+    mean = onp.asarray(mean, onp.float64)
     half = 0.5 / (LEVELS - 1)
     lo = onp.where(k == 0, -onp.inf, k / (LEVELS - 1) - half)
     hi = onp.where(k == LEVELS - 1, onp.inf, k / (LEVELS - 1) + half)
@@ -184,10 +186,16 @@ def bits_per_dim(prior_bits_per_code, grid_shape, image_shape, recon_bits_per_di
     return {"prior": prior, "reconstruction": recon_bits_per_dim, "total": prior + recon_bits_per_dim}
 
 
+def decoded(decode_indices, indices, batch_size=500):
+    """decode_indices over (N, h, w) grids in batches (bounds the decoder's memory): (N, H, W, C)."""
+    return onp.concatenate([decode_indices(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)])
+
+
 def vqvae_bits_per_dim(decode_indices, prior_bits_per_code, train, test, likelihood="gaussian"):
     """The VQ-VAE + prior's bits/dim on the test images, its likelihood fitted on the training images.
 
-    decode_indices(indices (N, h, w)) -> images (N, H, W, C); train, test: (images, indices)
+    decode_indices(indices (N, h, w)) -> decoder outputs (N, H, W, C), unclipped (the
+    Gaussian's means; the Bernoulli link reads them as they are); train, test: (images, indices)
     pairs, the indices the encoder's grids of those images; prior_bits_per_code: the prior's
     held-out bits per code on the test grids. likelihood 'gaussian' (8-bit levels, sigma
     fitted) or 'bernoulli' (pixels binarised at 0.5, link fitted); both on FIT_IMAGES
@@ -201,8 +209,8 @@ def vqvae_bits_per_dim(decode_indices, prior_bits_per_code, train, test, likelih
         raise ValueError(f"images and code grids must pair up: train {len(x_train)} vs {len(i_train)}, "
                          f"test {len(x_test)} vs {len(i_test)}")
     fit = onp.unique(onp.linspace(0, len(x_train) - 1, FIT_IMAGES).round().astype(int))   # spread over train
-    x_fit, mean_fit = x_train[fit], decode_indices(i_train[fit])
-    mean_test = decode_indices(i_test)
+    x_fit, mean_fit = x_train[fit], decoded(decode_indices, i_train[fit])
+    mean_test = decoded(decode_indices, i_test)
     if likelihood == "gaussian":
         scale = fit_gaussian_scale(x_fit, mean_fit)
         recon, fitted = gaussian_bits_per_dim(x_test, mean_test, scale), {"scale": scale}

@@ -346,7 +346,7 @@ def train_prior(run_dir, steps=None, batch_size=None, lr=None, eval_every=None, 
     best = _best_eval(history, "test_bits")
     if "test_bits" in best:   # the whole model's bound, prior + reconstruction (likelihood.py)
         baselines["bits_per_dim"] = vqvae_bits_per_dim(
-            lambda indices: decode(vqvae.model, vqvae.params, indices), best["test_bits"], *pairs)
+            lambda indices: vqvae.model.decode_indices(vqvae.params, indices), best["test_bits"], *pairs)
     return dict(best, **baselines, conditional=conditional,
                 gated=config["gated"], seconds=seconds, checkpoint=trained_path(run_dir, "prior", "prior", ""),
                 figures=[str(curves)])
