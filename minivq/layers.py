@@ -1,17 +1,7 @@
-"""Layers as stax-style `(init, apply)` pairs over nested-dict parameters.
-
-Every constructor returns two functions:
-
-    init(rng, in_shape) -> (out_shape, params)    in_shape excludes the batch axis
-    apply(params, x)    -> y                      x includes the batch axis
-
-Parameters are plain dicts/lists of float32 arrays, so `autograd.grad` returns
-gradients of the same structure. Hyper-parameters (sizes, strides) live in
-the closures, never in `params`.
-
-Initialisation follows PyTorch's defaults (kaiming_uniform with a=sqrt(5)): weights
-and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), so results are comparable with the
-PyTorch reference models.
+"""Layers as stax-style pairs `init(rng, in_shape) -> (out_shape, params)` (in_shape without
+the batch axis) and `apply(params, x) -> y`. Params are dicts/lists of float32 arrays, so
+`autograd.grad` returns the same structure; sizes and strides live in the closures.
+Init as PyTorch's defaults: weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 """
 import autograd.numpy as np
 import numpy as onp
@@ -28,11 +18,8 @@ def _uniform(rng, shape, fan_in, dtype=onp.float32):
 
 
 def Conv2d(out_channels, kernel_size, stride=1, padding=0):
-    """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels). Masked: pixelcnn.MaskedConv2d.
-
-    kernel_size k or (kh, kw), stride s or (sh, sw), padding p, (ph, pw) or ((top, bottom),
-    (left, right)): a sequence (B, 1, L, C) takes (1, k) kernels and (1, s) strides.
-    """
+    """Conv layer, x: (B, H, W, C) -> (B, Ho, Wo, out_channels); kernel_size, stride and
+    padding as conv.conv2d's (per axis for a sequence (B, 1, L, C): (1, k), (1, s))."""
     (kh, kw), (sh, sw), (top, bottom, left, right) = pair(kernel_size), pair(stride), pad_sides(padding)
 
     def init(rng, in_shape):
@@ -51,12 +38,8 @@ def Conv2d(out_channels, kernel_size, stride=1, padding=0):
 
 
 def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_padding=0):
-    """Transposed conv (upsampling), x: (B, H, W, C) -> (B, (H-1)s - 2p + k + op, ..., out_channels).
-
-    The weight is stored as conv2d's weight of the opposite direction, HWIO
-    `(kh, kw, out_channels, C)`, and applied with `conv_transpose2d`. kernel_size, stride,
-    padding and output_padding per axis as in Conv2d.
-    """
+    """Transposed conv, x: (B, H, W, C) -> (B, (H-1)s - 2p + k + op, ..., out_channels); the
+    weight is the opposite conv2d's, HWIO (kh, kw, out_channels, C); arguments as in Conv2d."""
     (kh, kw), (sh, sw), (top, bottom, left, right) = pair(kernel_size), pair(stride), pad_sides(padding)
     op_h, op_w = pair(output_padding)
 
@@ -66,8 +49,7 @@ def ConvTranspose2d(out_channels, kernel_size, stride=1, padding=0, output_paddi
         params = {"w": _uniform(rng, (kh, kw, out_channels, c_in), fan_in),
                   "b": _uniform(rng, (out_channels,), fan_in)}
         out_shape = (conv_transpose_output_size(height, kh, sh, (top, bottom), op_h),
-                     conv_transpose_output_size(width, kw, sw, (left, right), op_w),
-                     out_channels)
+                     conv_transpose_output_size(width, kw, sw, (left, right), op_w), out_channels)
         return out_shape, params
 
     def apply(params, x):
@@ -92,11 +74,8 @@ def Dense(out_features):
 
 @primitive
 def gather_rows(table, indices):
-    """table[indices]: table (K, D), integer indices (...) -> (..., D).
-
-    The embedding lookup and the quantizer's codebook gather. A primitive for its VJP:
-    autograd's own scatters with np.add.at, several times slower than the segment sum below.
-    """
+    """table[indices]: table (K, D), integer indices (...) -> (..., D), the embedding lookup and
+    codebook gather; a primitive because autograd's own VJP scatters with np.add.at (slower)."""
     return table[indices]
 
 
@@ -138,8 +117,7 @@ def relu(x):
 
 
 def relu_vjp_x(ans, x):
-    # d relu / dx = 1 where the output is positive, 0 elsewhere (0 at the kink, as in PyTorch).
-    return lambda g: g * (ans > 0)
+    return lambda g: g * (ans > 0)   # 1 where the output is positive, 0 elsewhere (and at the kink)
 
 
 defvjp(relu, relu_vjp_x)

@@ -1,26 +1,16 @@
 """The vector quantizer of the VQ-VAE: nearest-code lookup, straight-through, its losses, usage.
 
-Each encoder output vector z_e (the last axis, size d) is replaced by its nearest of K
-codebook vectors e_k (van den Oord et al. 2017, "Neural Discrete Representation
-Learning", arXiv 1711.00937, Eq. 1-2):
-
-    k = argmin_j |z_e - e_j|^2,        z_q = e_k.
-
-The argmin has no useful derivative, so the decoder's gradient is copied straight to
-z_e (the straight-through estimator), and two extra terms train the codebook and keep
-the encoder close to it (paper Eq. 3, sg[.] = stop_gradient):
+Each encoder output vector z_e (last axis, size d) becomes its nearest of K codebook vectors
+e_k (van den Oord et al. 2017, arXiv 1711.00937, Eq. 1-2): k = argmin_j |z_e - e_j|^2, z_q = e_k.
+The argmin has no useful derivative, so the decoder's gradient is copied straight to z_e,
+and two terms train the codebook and keep the encoder close to it (Eq. 3, sg = stop_gradient):
 
     L = log p(x | z_q) + |sg[z_e] - e|^2 + beta |z_e - sg[e]|^2
                          codebook_loss     beta * commitment_loss
 
-The ELBO would also contain KL(q(z|x) || p(z)). The posterior q(z = k | x) is one-hot
-(deterministic argmin) and the prior is uniform over K codes during VQ-VAE training,
-so KL = sum_k q_k log(q_k / (1/K)) = 1 * log(1 / (1/K)) = log K: a constant with zero
-gradient, hence dropped (paper Sec. 3.1).
-
-Both losses are means over all B*h*w*d elements, as in the haiku reference
-(haiku/_src/nets/vqvae.py). Codebook care (EMA updates, dead-code restarts, k-means++)
-lives in codebook.py.
+The ELBO's KL(q(z|x) || p(z)) is dropped: a one-hot q against a uniform prior over K codes
+gives KL = log K, a constant (Sec. 3.1). Both losses are means over all B*h*w*d elements,
+as in haiku's vqvae.py. Codebook care (EMA, dead-code restarts, k-means++): codebook.py.
 """
 from collections import namedtuple
 
@@ -34,22 +24,15 @@ from .stopgrad import stop_gradient, straight_through
 
 QuantizerOutput = namedtuple(
     "QuantizerOutput", ["z_q", "indices", "codebook_loss", "commitment_loss", "vq_loss"])
-QuantizerOutput.__doc__ = """Result of `quantize`.
-
-z_q: (..., d) straight-through output, value codebook[indices] (up to one rounding).
-indices: (...) int64 index of the nearest code.
-codebook_loss: scalar mean |sg[z_e] - e|^2 (trains the codebook only).
-commitment_loss: scalar mean |z_e - sg[e]|^2, unweighted (trains the encoder only).
-vq_loss: codebook_loss + beta * commitment_loss, the two extra terms of Eq. 3.
-"""
+QuantizerOutput.__doc__ = """Result of `quantize`: z_q (..., d) straight-through output of value
+codebook[indices]; indices (...) int64; codebook_loss mean |sg[z_e] - e|^2 (trains the codebook);
+commitment_loss mean |z_e - sg[e]|^2, unweighted (trains the encoder); vq_loss = codebook_loss +
+beta * commitment_loss."""
 
 
 def pairwise_sq_distances(codebook, z):
-    """Squared Euclidean distances D[n, k] = |z_n - e_k|^2, differentiable in both.
-
-    codebook: (K, d), z: (N, d) -> (N, K). Expanded as |z|^2 - 2 z E^T + |E|^2 so that
-    no (N, K, d) array is built; may be slightly negative (~1e-7 relative) by rounding.
-    """
+    """D[n, k] = |z_n - e_k|^2, codebook (K, d), z (N, d) -> (N, K), as |z|^2 - 2 z E^T + |E|^2
+    (no (N, K, d) array; may be slightly negative, ~1e-7 relative, by rounding)."""
     if np.ndim(z) != 2 or np.ndim(codebook) != 2 or np.shape(z)[1] != np.shape(codebook)[1]:
         raise ValueError(f"expected codebook (K, d) and z (N, d), got {np.shape(codebook)} "
                          f"and {np.shape(z)}")
@@ -59,11 +42,8 @@ def pairwise_sq_distances(codebook, z):
 
 
 def nearest_codes(codebook, z_e):
-    """Index of the nearest code for every vector: k = argmin_j |z_e - e_j|^2 (Eq. 1).
-
-    codebook: (K, d), z_e: (..., d) -> int64 (...). Ties go to the lowest index. Works
-    on plain values (autograd boxes are unwrapped): an argmin carries no gradient.
-    """
+    """k = argmin_j |z_e - e_j|^2 (Eq. 1): codebook (K, d), z_e (..., d) -> int64 (...); ties go
+    to the lowest index. Works on plain values: an argmin carries no gradient."""
     codebook = getval(check_vectors(codebook, ("K", "d"), name="codebook"))
     d = codebook.shape[1]
     z = onp.asarray(getval(check_vectors(z_e, (..., d), name="z_e")))
@@ -77,12 +57,9 @@ def _mean(gap):
 
 
 def quantize(codebook, z_e, beta=0.25):
-    """Quantize z_e to its nearest codes; return z_q, indices and the Eq. 3 VQ losses.
+    """Quantize z_e (..., d) to its nearest codes of codebook (K, d): a QuantizerOutput.
 
-    codebook: (K, d) float; z_e: (..., d) float, e.g. (B, h, w, d) or (B, d).
-    Returns a QuantizerOutput. Train with reconstruction_loss + out.vq_loss; the
-    decoder gradient reaches z_e through z_q, the codebook only through codebook_loss.
-    With the EMA codebook (codebook.ema_update) use reconstruction + beta * commitment_loss.
+    Train with reconstruction + vq_loss (with the EMA codebook: + beta * commitment_loss).
     beta = 0.25 is the paper's value (Sec. 3.2), robust over 0.1 to 2.0.
     """
     indices = nearest_codes(codebook, z_e)                      # (...)
@@ -98,11 +75,8 @@ def quantize(codebook, z_e, beta=0.25):
 
 
 def VectorQuantizer(num_codes, code_dim, beta=0.25):
-    """Stax-style quantizer layer: returns (init, apply) with apply -> QuantizerOutput.
-
-    init(rng, in_shape) -> (in_shape, {'codebook': (K, d) float32}); in_shape excludes
-    the batch and must end in code_dim. apply(params, z_e) = quantize(codebook, z_e, beta).
-    """
+    """Stax-style quantizer layer: init(rng, (..., code_dim)) -> (shape, {'codebook': (K, d)});
+    apply(params, z_e) = quantize(codebook, z_e, beta), a QuantizerOutput."""
     def init(rng, in_shape):
         if len(in_shape) < 1 or in_shape[-1] != code_dim:
             raise ValueError(f"VectorQuantizer expects input shape (..., {code_dim}), "
