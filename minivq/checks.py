@@ -63,6 +63,39 @@ def check_labels(config, labels, batch):
     return check_indices(labels, config["num_classes"], (batch,), name="labels")
 
 
+def check_sampling_options(temperature, top_k):
+    """ValueError unless temperature is finite > 0 and top_k None or an integer >= 1."""
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a finite number > 0 (use greedy=True for the "
+                         f"argmax path), got {temperature!r}")
+    if top_k is not None and not (int(top_k) == top_k and top_k >= 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+
+
+def check_sampling_grids(config, n, h, w, rng, top_rows, labels, codebook):
+    """(top_rows (n, r, w), labels) checked for sampling.sample_grids from a prior of `config`."""
+    for name, value in (("n", n), ("h", h), ("w", w)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(rng, onp.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator (onp.random.default_rng(seed)), "
+                         f"got {type(rng).__name__}")
+    if top_rows is None:
+        top_rows = onp.zeros((n, 0, w), onp.int64)
+    top_rows = check_indices(top_rows, config["num_codes"], (n, "r", w), name="top_rows")
+    if top_rows.shape[1] >= h:
+        raise ValueError(f"top_rows must leave rows to sample: r < {h}, got shape {top_rows.shape}")
+    labels = check_labels(config, labels, n)
+    if config["input_mode"] == "codes":
+        shape = (config["num_codes"], config["code_dim"])
+        if codebook is None or onp.shape(codebook) != shape:
+            raise ValueError(f"a 'codes' prior needs the VQ-VAE codebook of shape {shape}, "
+                             f"got {None if codebook is None else onp.shape(codebook)}")
+    elif codebook is not None:
+        raise ValueError("codebook is only used by a 'codes' prior; this one embeds indices")
+    return top_rows, labels
+
+
 def check_finite(x, name="x", advice=""):
     """ValueError if x holds NaN or inf; `advice` (e.g. where the NaN may come from) ends the message."""
     value = onp.asarray(getval(x))

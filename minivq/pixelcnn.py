@@ -1,14 +1,9 @@
 """PixelCNN: causal masks, the masked convolution, and the plain (reference) network.
 
-van den Oord et al. 2016, "Pixel Recurrent Neural Networks", Sec. 3.4. The prior models a
-grid of code indices (B, h, w) in raster order,
-
-    p(x) = prod_{i,j} p(x[i,j] | x[<(i,j)])        (Eq. 1; rows above, then cells left)
-
-so the logits at (i, j) may depend only on earlier cells. A masked convolution multiplies
-its kernel by a fixed causal mask; the first one (mask A) also hides the centre, so
-nothing of x[i,j] reaches the logits at (i, j) (tests/test_pixelcnn.py proves it through
-gradients). Config, loss and bits per code: prior.py; the gated network: gated_pixelcnn.py.
+van den Oord et al. 2016, "Pixel Recurrent Neural Networks", Sec. 3.4: a grid of code
+indices (B, h, w) in raster order, p(x) = prod_{i,j} p(x[i,j] | x[<(i,j)]) (Eq. 1), so the
+logits at (i, j) may see only earlier cells. A masked convolution multiplies its kernel by a
+fixed causal mask; the first (mask A) also hides the centre. Config and loss: prior.py.
 
 Plain network (the PyTorch course model):
     e (B, h, w, C) | conv 7x7 mask A | num_blocks x [ReLU, conv 3x3 mask B, + residual]
@@ -22,14 +17,10 @@ from .layers import Conv2d, Relu, Residual, serial
 
 
 def causal_mask(kernel, mask_type):
-    """(kh, kw, 1, 1) float32 raster-scan mask; broadcasts over (in, out) channels of HWIO weights.
-
-    kernel: k or (kh, kw), odd. 1 on every row above the centre and left of the centre on
-    its row; mask 'A' (first layer) excludes the centre, mask 'B' (later layers) includes it.
-    A (1, k) kernel is the row case, for a 1 x L grid (a sequence): only the cells to the
-    left (and for B, the centre). All code channels form one group, so no per-channel
-    (R, G, B) ordering is needed.
-    """
+    """(kh, kw, 1, 1) float32 raster-scan mask, broadcasting over the HWIO channels; kernel k or
+    (kh, kw), odd. 1 on the rows above the centre and left of it on its row; mask 'A' (first
+    layer) hides the centre, 'B' shows it. (1, k) is the row case of a 1 x L grid. One channel
+    group: codes need no per-channel (R, G, B) order."""
     if mask_type not in ("A", "B"):
         raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
     try:
@@ -46,12 +37,10 @@ def causal_mask(kernel, mask_type):
 
 
 def _mask_crop(mask, kernel_size, padding):
-    """Where a fixed mask lets the kernel see: (rows, cols, padding) of the cropped conv, or None.
+    """(rows, cols, padding) of the conv cropped to what the mask lets the kernel see, or None.
 
-    Kernel rows and columns the mask zeroes entirely contribute nothing, so they are cut
-    off and the padding on that side cut by as much: the cropped kernel over the input
-    padded ((top, bottom), (left, right)) gives the same output. A causal mask keeps the
-    upper k//2 + 1 rows, so the padding above stays and the one below goes.
+    Rows and columns the mask zeroes entirely are cut off, and the padding on that side by as
+    much: the same output (a causal mask keeps the upper k//2 + 1 rows and drops the bottom padding).
     """
     (kh, kw), (top, bottom, left, right) = pair(kernel_size), pad_sides(padding)
     seen = onp.broadcast_to(mask, onp.broadcast_shapes(mask.shape, (kh, kw, 1, 1))).any(axis=(2, 3))  # (kh, kw)
@@ -68,11 +57,8 @@ def _mask_crop(mask, kernel_size, padding):
 
 @primitive
 def crop_kernel(w, rows, cols):
-    """w[rows, cols] for slices rows, cols of the two kernel axes: (kh, kw, C, F) -> (h', w', C, F).
-
-    A primitive for its VJP, the gradient written into a zero kernel: autograd's own
-    getitem VJP scatters with np.add.at, several times slower.
-    """
+    """w[rows, cols], (kh, kw, C, F) -> (h', w', C, F); a primitive whose VJP writes g into a
+    zero kernel (autograd's getitem VJP scatters with np.add.at, several times slower)."""
     return w[rows, cols]
 
 
@@ -88,12 +74,9 @@ defvjp(crop_kernel, crop_kernel_vjp_w)
 
 
 def MaskedConv2d(out_channels, kernel_size, mask, stride=1, padding=0):
-    """Conv layer with a fixed mask, x: (B, H, W, C) -> (B, Ho, Wo, out_channels).
-
-    mask: broadcastable to the HWIO weight. apply uses `w * mask`, so masked weights get
-    exactly zero gradient and are never edited; kernel rows and columns the mask zeroes
-    entirely are cropped away first (same output, fewer multiplies). Init as layers.Conv2d.
-    """
+    """Conv layer with a fixed mask (broadcastable to the HWIO weight), x: (B, H, W, C) -> (B, Ho,
+    Wo, out_channels). apply uses `w * mask` (masked weights get zero gradient, never edited),
+    cropped to the rows and columns the mask shows (same output, fewer multiplies)."""
     mask = onp.asarray(mask, dtype=onp.float32)
     crop = _mask_crop(mask, kernel_size, padding)
     conv_init, _ = Conv2d(out_channels, kernel_size, stride, padding)
@@ -121,11 +104,7 @@ def same_padding(kernel):
 
 def PixelCNN(channels=64, num_blocks=6, first_kernel=7, kernel=3):
     """Plain PixelCNN body: embedded input e (B, h, w, C) -> features (B, h, w, C), 'same' size.
-
-    Kernels k or (kh, kw): (1, k) for a 1 x L grid of sequence codes, whose rows above
-    hold nothing. Params: a list, the mask-A conv {'w', 'b'} then one [{}, {'w', 'b'}]
-    per residual block.
-    """
+    Kernels k or (kh, kw), (1, k) for a 1 x L grid. Params: [mask-A conv, block, ...]."""
     return serial(
         MaskedConv2d(channels, first_kernel, causal_mask(first_kernel, "A"), padding=same_padding(first_kernel)),
         *[Residual(Relu, MaskedConv2d(channels, kernel, causal_mask(kernel, "B"), padding=same_padding(kernel)))
