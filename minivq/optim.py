@@ -1,14 +1,9 @@
-"""Optimizers as pure functions over parameter trees.
+"""Optimizers as pure functions over parameter trees: each constructor returns (init, update),
 
-Each constructor returns `(init, update)`:
+    state = init(params);  params, state = update(params, grads, state)
 
-    state = init(params)
-    params, state = update(params, grads, state)
-
-Nothing is mutated in place; the state is a tree of arrays, so it can be written to a
-checkpoint with the parameters and reloaded bit-exactly. lr is a number or a schedule,
-a function of the number of updates done before this one (`minivq.schedules`); the
-update reads that count from the state, so a scheduled run resumes bit-exactly too.
+with nothing mutated in place; the state is a tree of arrays (checkpointed, resumed bit-exactly).
+lr is a number or a schedule of the update count kept in the state (`minivq.schedules`).
 """
 import numpy as onp
 

@@ -1,9 +1,6 @@
-"""stop_gradient and the straight-through estimator.
-
-The VQ-VAE's quantizer (argmin + gather) has no useful derivative, so the paper
-(van den Oord et al. 2017, "Neural Discrete Representation Learning", Sec. 3.1 and
-Eq. 3) copies the decoder's input gradient straight to the encoder's output. Both
-pieces are written out here so a reader can see exactly where gradients stop.
+"""stop_gradient and the straight-through estimator: the quantizer (argmin + gather) has no
+useful derivative, so the decoder's input gradient is copied straight to the encoder's output
+(van den Oord et al. 2017, "Neural Discrete Representation Learning", Sec. 3.1, Eq. 3).
 """
 from autograd.extend import primitive, defvjp
 
@@ -22,9 +19,6 @@ defvjp(stop_gradient, stop_gradient_vjp_x)
 
 
 def straight_through(z_e, z_q):
-    """Forward value z_q, backward gradient passed to z_e unchanged (paper Eq. 3).
-
-    z_e, z_q: arrays of the same shape, e.g. (B, h, w, d). The output equals z_q,
-    and d output / d z_e is the identity, d output / d z_q is zero.
-    """
+    """Value z_q, gradient passed to z_e unchanged (Eq. 3): d/dz_e = identity, d/dz_q = 0.
+    z_e, z_q: the same shape, e.g. (B, h, w, d)."""
     return z_e + stop_gradient(z_q - z_e)

@@ -35,11 +35,8 @@ SHOWN_METRICS = ("loss", "recon_mse", "perplexity")   # on the tqdm bar, when pr
 
 
 def value_grad_and_aux(loss_fn, params, batch):
-    """(loss, grads, aux) from ONE forward and backward pass; loss is a 0-d array.
-
-    loss_fn(params, batch) returns a scalar or (scalar, aux dict). The aux values leave
-    the traced function as autograd boxes; `getval` unwraps them to plain arrays.
-    """
+    """(loss, grads, aux) from ONE forward and backward pass of loss_fn(params, batch) ->
+    scalar or (scalar, aux dict); `getval` unwraps aux's autograd boxes to plain arrays."""
     captured = {}
 
     def scalar_loss(p):
@@ -52,11 +49,8 @@ def value_grad_and_aux(loss_fn, params, batch):
 
 
 def next_batch(data, sampler, batch_size, rng):
-    """(batch, new sampler state): epochs of random permutations, leftover rows skipped.
-
-    sampler: {'order': (N,) int64 permutation of this epoch (empty before the first),
-    'position': 0-d int64}. Keeping it in the checkpoint makes the stream resumable.
-    """
+    """(batch, new sampler): epochs of random permutations, leftover rows skipped. sampler:
+    {'order': this epoch's (N,) int64 permutation, 'position': 0-d int64}, checkpointed."""
     order, position = sampler["order"], int(sampler["position"])
     if position + batch_size > len(order):
         order, position = rng.permutation(len(data)).astype(onp.int64), 0

@@ -101,14 +101,11 @@ def build_vqvae(config=None):
         q = quantize(params["quantizer"]["codebook"], z_e, beta)
         recon = decoder(params["decoder"], q.z_q)                    # (B, H, W, C)
         recon_mse = mse(recon, x)
-        if ema:   # App. A.1: the codebook follows EMAs, so only the commitment term remains
-            loss = recon_weight * recon_mse + beta * q.commitment_loss
-        else:     # Eq. 3
-            loss = recon_weight * recon_mse + q.vq_loss
+        # Eq. 3; with the EMA codebook (App. A.1) the codebook term is dropped
+        loss = recon_weight * recon_mse + (beta * q.commitment_loss if ema else q.vq_loss)
         aux = {"z_e": z_e, "z_q": q.z_q, "indices": q.indices, "recon": recon, "loss": loss,
                "recon_mse": recon_mse, "codebook_loss": q.codebook_loss,
-               "commitment_loss": q.commitment_loss,
-               "perplexity": perplexity(q.indices, num_codes),
+               "commitment_loss": q.commitment_loss, "perplexity": perplexity(q.indices, num_codes),
                "used_codes": used_codes(q.indices, num_codes)}
         return loss, aux
 
