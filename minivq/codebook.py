@@ -135,6 +135,19 @@ def codebook_care(config):
     return init_state, step_hook
 
 
+def init_codebook_from_batch(model, params, x, rng, method=None):
+    """Params of a VQ-VAE `model` with the codebook re-seeded from the encoder outputs of x, so that
+    no code starts where no output reaches it. method: 'random', 'kmeans++' or 'kmeans'
+    (init_codebook_from_data below); default config['codebook_init'], 'uniform' = keep."""
+    method = model.config["codebook_init"] if method is None else method
+    if method == "uniform":
+        return params
+    z_e = model.forward(params, x)["z_e"]                            # (B, h, w, d)
+    codebook = init_codebook_from_data(z_e, model.config["num_codes"], rng, method)
+    codebook = codebook.astype(params["quantizer"]["codebook"].dtype)
+    return dict(params, quantizer=dict(params["quantizer"], codebook=codebook))
+
+
 def _check_data(z, num_codes):
     """z (N, d) with N >= 1 as a float array, or ValueError; also num_codes >= 1."""
     z = onp.asarray(check_vectors(z, ("N", "d"), name="z"))

@@ -20,7 +20,7 @@ import numpy as onp
 from . import backend
 from .autoencoder import DEFAULT_CONFIG, Decoder, Encoder, batched_mse, latent_shape, make_config, mse
 from .checks import check_config, check_images, check_indices, check_vectors
-from .codebook import codebook_care, init_codebook_from_data
+from .codebook import codebook_care, init_codebook_from_batch  # noqa: F401 (init_codebook_from_batch: callers')
 from .layers import Dense, Flatten, Reshape, serial
 from .quantize import VectorQuantizer, perplexity, quantize, used_codes
 
@@ -148,16 +148,3 @@ def build_vqvae(config=None):
 
     return VQVAE(config, init, loss_and_aux, loss, forward, encode, decode, decode_indices,
                  evaluate, init_state, step_hook)
-
-
-def init_codebook_from_batch(model, params, x, rng, method=None):
-    """Params with the codebook re-seeded from the encoder outputs of the batch x, so that
-    no code starts where no output reaches it. method: 'random', 'kmeans++' or 'kmeans'
-    (codebook.init_codebook_from_data); default config['codebook_init'], 'uniform' = keep."""
-    method = model.config["codebook_init"] if method is None else method
-    if method == "uniform":
-        return params
-    z_e = model.forward(params, x)["z_e"]                            # (B, h, w, d)
-    codebook = init_codebook_from_data(z_e, model.config["num_codes"], rng, method)
-    codebook = codebook.astype(params["quantizer"]["codebook"].dtype)
-    return dict(params, quantizer=dict(params["quantizer"], codebook=codebook))
