@@ -10,6 +10,7 @@ import time
 
 import numpy as onp
 
+from .classifier import IMAGE_SHAPE
 from .pipeline import (VQVAE_MODEL, compare_samples, decode, encode, reconstruct, sample, score_line,
                        train_prior, train_vqvae)
 from .plots import image_grid
@@ -82,12 +83,15 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
     sample_start = time.perf_counter()
     sample_path = sample(out_dir, n=steps["n_samples"], seed=seed, force=True, progress=progress)
     sample_seconds = time.perf_counter() - sample_start
-    log(f"      scoring {steps['score_samples']} more grids drawn at T = 1")
-    score_path = sample(out_dir, n=steps["score_samples"], seed=seed + 1, name="score_T1", force=True,
-                        progress=progress)
     vqvae = load_vqvae(out_dir)
-    score, score_text = score_line(out_dir, decode(vqvae.model, vqvae.params,
-                                                   onp.load(score_path[:-len(".png")] + ".npy")))
+    if tuple(vqvae.model.config["input_shape"]) == IMAGE_SHAPE:    # the score's classifier reads digits
+        log(f"      scoring {steps['score_samples']} more grids drawn at T = 1")
+        score_path = sample(out_dir, n=steps["score_samples"], seed=seed + 1, name="score_T1",
+                            force=True, progress=progress)
+        score_images = decode(vqvae.model, vqvae.params, onp.load(score_path[:-len(".png")] + ".npy"))
+    else:
+        score_images = onp.zeros((0,) + tuple(vqvae.model.config["input_shape"]))
+    score, score_text = score_line(out_dir, score_images)
     prior_images = decode(vqvae.model, vqvae.params, onp.load(sample_path[:-len(".png")] + ".npy"))
     figures = os.path.join(out_dir, "figures")
     paths = vq["figures"] + flat["figures"] + codes["figures"] + prior["figures"] + [

@@ -220,3 +220,12 @@ def test_default_prior_keeps_a_weight_average_and_older_runs_resume_without_one(
     pipeline.train_prior(run, resume=True, **dict(TINY_PRIOR, steps=6))
     ckpt = load_checkpoint(tmp_path / "run" / "prior" / "checkpoint.npz")
     assert ckpt["step"] == 6 and "ema_params" not in ckpt["extra"]
+
+
+def test_demo_on_colour_images_says_there_is_no_score(tmp_path):
+    images = onp.random.default_rng(0).random((40, 16, 16, 3)).astype(onp.float32)
+    onp.save(tmp_path / "colour.npy", images)
+    summary = demo(str(tmp_path / "demo"), quick=True, data=str(tmp_path / "colour.npy"),
+                   progress=False, log=lambda line: None)
+    assert summary["score"] is None and "16x16x3" in summary["score_line"]
+    assert not (tmp_path / "demo" / "samples" / "score_T1.npy").exists()
