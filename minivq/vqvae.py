@@ -78,8 +78,7 @@ def build_vqvae(config=None):
         init(rng) -> params;  loss(params, x);  forward(params, x) -> aux
         loss_and_aux(params, x) -> (loss, aux {z_e, z_q, indices, recon, loss, recon_mse,
             codebook_loss, commitment_loss, perplexity, used_codes})
-        encode(params, x) -> (indices, codes);  decode(params, codes) -> recon
-        decode_indices(params, indices) -> recon
+        encode(params, x) -> (indices, codes);  decode(params, codes), decode_indices(params, indices) -> recon
         evaluate(params, x, batch_size=500) -> {'test_mse', 'perplexity', 'used_codes'}
         init_state, step_hook: codebook care for train.train (codebook.codebook_care)
     """
