@@ -58,8 +58,19 @@ def digits_model():
     rng = onp.random.default_rng(0)
     data = load_mnist_embedded()
     model = build_vqvae()
-    params = init_codebook_from_batch(model, model.init(rng), data.x_train[:256], rng, "random")
+    with minivq.use_backend("fast"):                # the same codebook whichever backend the run uses
+        params = init_codebook_from_batch(model, model.init(rng), data.x_train[:256], rng, "random")
     return model, params, data.x_test
+
+
+def assert_same_up_to_ties(indices, other, z_e, codebook):
+    """indices == other, except at near ties: cells where the two codes lie equally far from z_e
+    up to float32 rounding (the backends sum the conv products in different orders)."""
+    differ = indices != other
+    assert differ.mean() < 1e-3                                         # a handful of cells at most
+    z = z_e[differ].astype(onp.float64)                                 # (n, d)
+    gap = [onp.sum((z - codebook[k].astype(onp.float64)) ** 2, axis=-1) for k in (indices[differ], other[differ])]
+    onp.testing.assert_allclose(gap[0], gap[1], rtol=1e-5, atol=1e-6)
 
 
 def test_encode_equals_the_traced_path_on_the_test_split(digits_model):
@@ -72,8 +83,9 @@ def test_encode_equals_the_traced_path_on_the_test_split(digits_model):
     assert len(onp.unique(indices)) > 10                               # not a degenerate all-one-code case
     with minivq.use_backend("plain"):
         plain_indices, plain_codes = model.encode(params, x)
-    onp.testing.assert_array_equal(indices, plain_indices)
-    onp.testing.assert_array_equal(codes, plain_codes)
+    assert_same_up_to_ties(indices, plain_indices, aux["z_e"], params["quantizer"]["codebook"])
+    same = indices == plain_indices
+    onp.testing.assert_allclose(codes[same], plain_codes[same], rtol=1e-5, atol=1e-5)
 
 
 def test_encode_follows_the_switch(digits_model, monkeypatch):
@@ -94,8 +106,9 @@ def test_encode_dataset_and_evaluate_on_the_fast_path(digits_model):
     with minivq.use_backend("fast"):
         grids = encode_dataset(lambda xb: model.encode(params, xb), x, batch_size=250)
         scores = model.evaluate(params, x, batch_size=250)
+        traced = model.forward(params, x)
     with minivq.use_backend("plain"):
         plain = model.evaluate(params, x, batch_size=250)
-    onp.testing.assert_array_equal(grids.indices, model.forward(params, x)["indices"])
-    assert scores["perplexity"] == plain["perplexity"]
+    onp.testing.assert_array_equal(grids.indices, traced["indices"])
+    assert scores["perplexity"] == pytest.approx(plain["perplexity"], rel=1e-3)   # a near tie may flip
     assert scores["test_mse"] == pytest.approx(plain["test_mse"], rel=1e-5)
