@@ -11,9 +11,10 @@ import time
 import numpy as onp
 
 from .classifier import IMAGE_SHAPE
-from .pipeline import (VQVAE_MODEL, compare_samples, decode, encode, reconstruct, sample, score_line,
-                       train_prior, train_vqvae)
-from .plots import image_grid
+from .metrics import short_score
+from .pipeline import (VQVAE_MODEL, baseline_sets, decode, encode, real_sets, reconstruct, sample,
+                       score_lines, train_prior, train_vqvae)
+from .plots import image_grid, sample_comparison
 from .run_dir import load_vqvae
 
 DEMO_QUICK = dict(vqvae_steps=6, flat_steps=4, prior_steps=6, batch_size=16, prior_batch_size=16,
@@ -42,7 +43,9 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
     VQ-VAE, flat baseline, codes, prior, samples. preset: a `pipeline.PRESETS` name for the
     grid VQ-VAE's sizes (e.g. 'course32' for 32x32 images); download: fetch a named data set.
     conditional: a class-conditional gated prior (samples drawn class by class);
-    score_samples: grids drawn at T = 1 for the sample score (28x28x1 images only).
+    score_samples: images per set for the sample score (28x28x1 images only): real test
+    digits, their reconstructions, flat codebook rows, independent cells and prior grids
+    drawn at T = 1, each scored and drawn in figures/sample_comparison.png.
 
     Trains the grid VQ-VAE (28x28 -> 7x7 codes, K = 64, EMA codebook with dead-code
     restarts) and a small flat VQ-VAE, encodes
@@ -50,7 +53,9 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
     grids, and writes every figure to out_dir/figures. Without resume each step starts
     over (replacing an earlier demo in out_dir); resume=True continues an interrupted
     one. quick=True: tiny networks and a few steps (seconds; for tests). `log` receives
-    the progress headlines. Returns the summary dict (metrics, seconds, figure paths).
+    the progress headlines and one score line per set. Returns the summary dict (metrics,
+    the prior's score and score_line, every set's in scores and score_lines, seconds,
+    figure paths).
     """
     start = time.perf_counter()
     steps = dict(vqvae_steps=vqvae_steps, flat_steps=flat_steps, prior_steps=prior_steps,
@@ -84,20 +89,42 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
     sample_path = sample(out_dir, n=steps["n_samples"], seed=seed, force=True, progress=progress)
     sample_seconds = time.perf_counter() - sample_start
     vqvae = load_vqvae(out_dir)
-    if tuple(vqvae.model.config["input_shape"]) == IMAGE_SHAPE:    # the score's classifier reads digits
-        log(f"      scoring {steps['score_samples']} more grids drawn at T = 1")
-        score_path = sample(out_dir, n=steps["score_samples"], seed=seed + 1, name="score_T1",
-                            force=True, progress=progress)
+    prior_images = decode(vqvae.model, vqvae.params, onp.load(sample_path[:-len(".png")] + ".npy"))
+
+    # Every set is scored on the same n images: real test digits and their reconstructions
+    # (the yardstick), the two baselines, and score_samples more prior grids drawn at T = 1.
+    digits = tuple(vqvae.model.config["input_shape"]) == IMAGE_SHAPE   # the score's classifier reads digits
+    n = steps["score_samples"] if digits else steps["n_samples"]
+    if digits:
+        log(f"      scoring {n} more grids drawn at T = 1, and {n} images of every other set")
+        score_path = sample(out_dir, n=n, seed=seed + 1, name="score_T1", force=True, progress=progress)
         score_images = decode(vqvae.model, vqvae.params, onp.load(score_path[:-len(".png")] + ".npy"))
     else:
-        score_images = onp.zeros((0,) + tuple(vqvae.model.config["input_shape"]))
-    score, score_text = score_line(out_dir, score_images)
-    prior_images = decode(vqvae.model, vqvae.params, onp.load(sample_path[:-len(".png")] + ".npy"))
+        score_images = prior_images
+    sets = real_sets(out_dir, n) + baseline_sets(out_dir, n, seed) + [("PixelCNN prior", score_images)]
+    scored = score_lines(out_dir, [images for _, images in sets])      # [(score or None, line)]
+    titles = [title for title, _ in sets]
+    if digits:
+        for title, (_, line) in zip(titles, scored):
+            log(f"      {title}: {line}")
+    else:
+        log(f"      {scored[0][1]}")                                  # the same 'score: none' for all
+    score, score_text = scored[-1]
+
+    # The comparison figure shows n_samples of each set with its score under the title (the
+    # prior's panel: the samples drawn above; its score: the score_samples extra grids').
+    def spread(images):
+        """n_samples of images, evenly spaced, not the first: the real test digits come sorted by class."""
+        count = min(steps["n_samples"], len(images))
+        return images[onp.linspace(0, len(images) - 1, count).round().astype(int)]
+    panels = [(title, spread(images)) for title, images in sets[:-1]]
+    panels.append(("PixelCNN prior", prior_images))
+    captions = [None if set_score is None else short_score(set_score) for set_score, _ in scored]
     figures = os.path.join(out_dir, "figures")
     paths = vq["figures"] + flat["figures"] + codes["figures"] + prior["figures"] + [
         str(image_grid(prior_images, os.path.join(figures, "prior_samples.png"),
                        title="PixelCNN prior samples")),
-        compare_samples(out_dir, prior_images, seed),
+        str(sample_comparison(panels, os.path.join(figures, "sample_comparison.png"), scores=captions)),
         reconstruct(out_dir),
         reconstruct(out_dir, kind="flat")]
     return {"test_mse": vq.get("test_mse"), "perplexity": vq.get("perplexity"),
@@ -107,5 +134,7 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
             "bits_per_dim": prior.get("bits_per_dim"),
             "prior_step": prior.get("step"), "n_samples": steps["n_samples"],
             "sample_seconds": sample_seconds, "score": score, "score_line": score_text,
+            "scores": {title: set_score for title, (set_score, _) in zip(titles, scored)},
+            "score_lines": {title: line for title, (_, line) in zip(titles, scored)},
             "seconds": time.perf_counter() - start,
             "figures": sorted(paths), "samples": sample_path}

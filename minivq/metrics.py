@@ -122,3 +122,9 @@ def format_score(score):
             f"diversity {score['diversity_bits']:.2f}/{onp.log2(NUM_CLASSES):.2f} bits, "
             f"nearest-train distance {score['nn_ratio']:.2f}x real test digits', "
             f"near copies {100 * score['near_copy_share']:.1f}%")
+
+
+def short_score(score):
+    """A figure caption: 'n 256: conf 0.98, >=0.9: 95%, div 3.32 bits' (format_score is the full line)."""
+    return (f"n {score['n']}: conf {score['confidence']:.2f}, >={CONFIDENT}: "
+            f"{100 * score['confident_share']:.0f}%, div {score['diversity_bits']:.2f} bits")

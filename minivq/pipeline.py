@@ -427,17 +427,58 @@ def sample(run_dir, n=64, temperature=1.0, top_k=None, seed=0, labels=None, name
     return str(path)
 
 
+def score_lines(run_dir, image_sets):
+    """[(score dict or None, one line)] for each of image_sets (a list of (N, H, W, C) arrays):
+    the digit classifier's score of 28x28x1 images in [0, 1] against the run's own
+    train/test images (metrics.sample_score); other shapes have no classifier, and the
+    line says so."""
+    shapes = [onp.shape(images)[1:] for images in image_sets]
+    dataset = None
+    if any(shape == IMAGE_SHAPE for shape in shapes):
+        dataset = _training_data(load_vqvae(run_dir), run_dir, download=False)   # loaded once
+    lines = []
+    for images, shape in zip(image_sets, shapes):
+        if shape != IMAGE_SHAPE:
+            lines.append((None, f"score: none (the sample score's digit classifier reads 28x28x1 "
+                                f"images; these are {'x'.join(map(str, shape))})"))
+            continue
+        score = sample_score(onp.clip(images, 0.0, 1.0), train_images=dataset.x_train,
+                             test_images=dataset.x_test)
+        lines.append((score, format_score(score)))
+    return lines
+
+
 def score_line(run_dir, images):
-    """(score dict or None, one line): the digit classifier's score of decoded images (N, 28, 28, 1)
-    against the run's own train/test images (metrics.sample_score); other shapes have no
-    classifier, and the line says so."""
-    if onp.shape(images)[1:] != IMAGE_SHAPE:
-        return None, (f"score: none (the sample score's digit classifier reads 28x28x1 images; these "
-                      f"are {'x'.join(map(str, onp.shape(images)[1:]))})")
-    dataset = _training_data(load_vqvae(run_dir), run_dir, download=False)
-    score = sample_score(onp.clip(images, 0.0, 1.0), train_images=dataset.x_train,
-                         test_images=dataset.x_test)
-    return score, format_score(score)
+    """(score dict or None, one line) of one set of images (N, H, W, C); see score_lines."""
+    return score_lines(run_dir, [images])[0]
+
+
+def real_sets(run_dir, n):
+    """[('real test digits', x), ('VQ-VAE reconstructions', x_hat)]: n test images (N, H, W, C),
+    evenly spread over the test set, and their reconstructions by the run's best VQ-VAE."""
+    vqvae = load_vqvae(run_dir)
+    x_test = _training_data(vqvae, run_dir, download=False).x_test
+    # evenly spaced, not the first n: a test set sorted by class would show one class only
+    x = x_test[onp.linspace(0, len(x_test) - 1, min(n, len(x_test))).round().astype(int)]
+    indices, _ = vqvae.model.encode(vqvae.params, x)                  # (n, h, w)
+    return [("real test digits", onp.asarray(x, onp.float64)),
+            ("VQ-VAE reconstructions", decode(vqvae.model, vqvae.params, indices))]
+
+
+def baseline_sets(run_dir, n, seed=0):
+    """[(title, images (n, H, W, C))]: the flat VQ-VAE's random codebook rows (left out when
+    the run has no flat VQ-VAE) and independent cells of the grid VQ-VAE's codes."""
+    vqvae = load_vqvae(run_dir)
+    train_grids, _, _ = load_codes(run_dir)
+    rng = onp.random.default_rng(seed)
+    sets = []
+    if os.path.isdir(os.path.join(run_dir, MODEL_DIRS["flat"])):
+        flat = load_vqvae(run_dir, "flat")
+        _, rows = random_codebook_rows(flat.params["quantizer"]["codebook"], n, rng)   # (n, d)
+        flat_images = flat.model.decode(flat.params, rows[:, None, None, :])          # (n, 1, 1, d) in
+        sets.append(("flat VQ-VAE: random codebook row", onp.clip(flat_images, 0.0, 1.0)))
+    independent = sample_independent(train_grids.indices, vqvae.model.config["num_codes"], n, rng)
+    return sets + [("independent cells", decode(vqvae.model, vqvae.params, independent))]
 
 
 def compare_samples(run_dir, prior_images, seed=0):
@@ -446,18 +487,7 @@ def compare_samples(run_dir, prior_images, seed=0):
     prior_images: decoded prior samples (n, H, W, C); the baselines draw n each. The flat
     panel is left out when the run has no flat VQ-VAE. Returns the path.
     """
-    vqvae = load_vqvae(run_dir)
-    train_grids, _, _ = load_codes(run_dir)
-    n, rng = len(prior_images), onp.random.default_rng(seed)
-    panels = []
-    if os.path.isdir(os.path.join(run_dir, MODEL_DIRS["flat"])):
-        flat = load_vqvae(run_dir, "flat")
-        _, rows = random_codebook_rows(flat.params["quantizer"]["codebook"], n, rng)   # (n, d)
-        flat_images = flat.model.decode(flat.params, rows[:, None, None, :])          # (n, 1, 1, d) in
-        panels.append(("flat VQ-VAE: random codebook row", onp.clip(flat_images, 0.0, 1.0)))
-    independent = sample_independent(train_grids.indices, vqvae.model.config["num_codes"], n, rng)
-    panels += [("independent cells", decode(vqvae.model, vqvae.params, independent)),
-               ("PixelCNN prior", prior_images)]
+    panels = baseline_sets(run_dir, len(prior_images), seed) + [("PixelCNN prior", prior_images)]
     return str(sample_comparison(panels, os.path.join(run_dir, "figures", "sample_comparison.png")))
 
 

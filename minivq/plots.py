@@ -256,24 +256,32 @@ def code_grid_map(image, indices, num_codes, path):
     return _save(fig, path)
 
 
-def sample_comparison(panels, path):
+def sample_comparison(panels, path, scores=None):
     """Write panels side by side, each a square-ish tiled grid with its title.
 
     panels: list of (title, images) with images (N, H, W, C) in [0, 1]; N may differ
     between panels (e.g. 'random codebook row' 16, 'independent cells' 64,
-    'PixelCNN prior' 64).
+    'PixelCNN prior' 64). scores: optional, one short line per panel written under its
+    title (e.g. `metrics.short_score(score)`), None for a panel without one.
     """
     if not isinstance(panels, (list, tuple)) or not panels:
         raise ValueError(f"panels must be a non-empty list of (title, images), got {panels!r:.80}")
+    scores = [None] * len(panels) if scores is None else list(scores)
+    if len(scores) != len(panels):
+        raise ValueError(f"scores must hold one line (or None) per panel: {len(panels)} panels, "
+                         f"got {len(scores)} scores")
     tiles = []
-    for i, panel in enumerate(panels):
+    for i, (panel, score) in enumerate(zip(panels, scores)):
         if not isinstance(panel, (list, tuple)) or len(panel) != 2:
             raise ValueError(f"panels[{i}] must be a (title, images) pair, got {panel!r:.80}")
         title, images = panel
-        tiles.append((str(title), tile_images(images, None)))
-    fig = Figure(figsize=(4.0 * len(tiles), 4.4))
+        title = str(title) if score is None else f"{title}\n{score}"
+        tiles.append((title, tile_images(images, None)))
+    scored = any(score is not None for score in scores)
+    fig = Figure(figsize=(4.0 * len(tiles), 4.4 + (0.3 if scored else 0.0)))   # + a caption line
     for ax, (title, tiled) in zip(fig.subplots(1, len(tiles), squeeze=False)[0], tiles):
-        _show_tiles(ax, tiled, title)
+        _show_tiles(ax, tiled)
+        ax.set_title(title, fontsize=10 if scored else None)   # 10 pt: a 45-character caption fits 4 inches
     fig.tight_layout()
     return _save(fig, path)
 

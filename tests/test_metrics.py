@@ -76,6 +76,8 @@ def test_sample_score_with_given_probabilities_and_format(embedded):
     assert score["diversity_bits"] == pytest.approx(-np.sum(mean[mean > 0] * np.log2(mean[mean > 0])))
     line = metrics.format_score(score)
     assert "\n" not in line and "confidence 0.738" in line and ">= 0.9: 50.0%" in line
+    assert metrics.short_score(score) == (f"n 4: conf 0.74, >=0.9: 50%, "
+                                          f"div {score['diversity_bits']:.2f} bits")   # the figure caption
 
 
 def test_sample_score_rejects_bad_input(embedded):

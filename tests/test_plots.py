@@ -4,6 +4,7 @@ import numpy as onp
 import pytest
 from matplotlib import colormaps
 
+from minivq import plots
 from minivq.plots import (
     history_records,
     code_grid_map, codebook_usage, image_grid, reconstructions, sample_comparison,
@@ -145,6 +146,24 @@ def test_sample_comparison(tmp_path, rng):
     three = read_png(sample_comparison(panels, tmp_path / "three.png"))
     assert_not_blank(three)
     assert three.shape[1] == pytest.approx(3 * one.shape[1], abs=2)    # side by side
+
+
+def test_sample_comparison_writes_a_score_under_each_title(tmp_path, rng, monkeypatch):
+    titles, save = [], plots._save
+
+    def save_and_record_titles(fig, path):
+        titles.append([ax.get_title() for ax in fig.axes])
+        return save(fig, path)
+    monkeypatch.setattr(plots, "_save", save_and_record_titles)
+    panels = [("real", digits(rng, 16)), ("prior", digits(rng, 16))]
+    plain = read_png(sample_comparison(panels, tmp_path / "plain.png"))
+    scored = read_png(sample_comparison(panels, tmp_path / "scored.png",
+                                        scores=["n 16: conf 0.98, >=0.9: 95%, div 3.32 bits", None]))
+    assert titles == [["real", "prior"], ["real\nn 16: conf 0.98, >=0.9: 95%, div 3.32 bits", "prior"]]
+    assert scored.shape[1] == plain.shape[1] and scored.shape[0] == plain.shape[0] + 30   # + 0.3 inch
+    assert_not_blank(scored)
+    with pytest.raises(ValueError, match="one line"):
+        sample_comparison(panels, tmp_path / "bad.png", scores=["only one"])
 
 
 # ---------------------------------------------------------------- bad input

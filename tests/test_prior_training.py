@@ -2,12 +2,13 @@
 code-grid augmentation by shifted images; each against a loop oracle or closed form,
 resume bit-exact, and wired through the pipeline."""
 import json
+import re
 
 import autograd.numpy as np
 import numpy as onp
 import pytest
 
-from minivq import pipeline
+from minivq import demo as demo_module, pipeline
 from minivq.checkpoint import load_checkpoint
 from minivq.demo import demo
 from minivq.codes import (CodeGrids, concatenate_grids, load_code_grids, random_shifts, shift_images,
@@ -188,15 +189,40 @@ def test_pipeline_augment_ema_and_cosine_prior(tmp_path):
         pipeline.train_prior(run, ema_decay=1.5, force=True, **TINY_PRIOR)
 
 
-def test_demo_quick_conditional_scores_its_samples(tmp_path):
-    summary = demo(str(tmp_path / "demo"), quick=True, conditional=True, progress=False,
-                   log=lambda line: None)
+SCORED_SETS = ["real test digits", "VQ-VAE reconstructions", "flat VQ-VAE: random codebook row",
+               "independent cells", "PixelCNN prior"]
+
+
+def test_demo_quick_conditional_scores_every_set(tmp_path, monkeypatch):
+    captions, draw = [], demo_module.sample_comparison
+
+    def draw_and_record(panels, path, scores=None):
+        captions.append([(title, len(images), score) for (title, images), score in zip(panels, scores)])
+        return draw(panels, path, scores=scores)
+    monkeypatch.setattr(demo_module, "sample_comparison", draw_and_record)
+    lines = []
+    summary = demo(str(tmp_path / "demo"), quick=True, conditional=True, progress=False, log=lines.append)
     config = json.load(open(tmp_path / "demo" / "prior" / "config.json"))
     assert config["model"]["gated"] and config["model"]["num_classes"] == 10
-    score = summary["score"]
-    assert score["n"] == 8 and 0 <= score["confidence"] <= 1
+    assert summary["score"] == summary["scores"]["PixelCNN prior"]
     assert summary["score_line"].startswith("score (8 images)")
-    assert 0 <= score["diversity_bits"] <= onp.log2(10) + 1e-9
+    assert list(summary["scores"]) == SCORED_SETS
+    pattern = (r"score \((\d+) images\): confidence ([\d.]+), >= 0.9: ([\d.]+)%, "
+               r"diversity ([\d.]+)/3.32 bits")
+    for title in SCORED_SETS:                                # one printed line per set, numbers in range
+        printed = [line for line in lines if line.strip().startswith(f"{title}: score (")]
+        assert len(printed) == 1, title
+        n, conf, share, bits = re.search(pattern, printed[0]).groups()
+        assert int(n) == 8 and 0.1 <= float(conf) <= 1 and 0 <= float(share) <= 100   # conf >= 1/10
+        assert 0 <= float(bits) <= onp.log2(10) + 1e-9
+        score = summary["scores"][title]
+        assert float(conf) == pytest.approx(score["confidence"], abs=5e-4)
+    assert summary["scores"]["real test digits"]["confidence"] > 0.9      # real digits read as digits
+    [figure] = captions                                      # the figure: every set with its caption
+    assert [title for title, _, _ in figure] == SCORED_SETS
+    for title, n, caption in figure:
+        score = summary["scores"][title]
+        assert n == 8 and caption.startswith(f"n 8: conf {score['confidence']:.2f}, >=0.9: ")
 
 
 def test_score_line_names_the_missing_classifier_for_other_images(tmp_path):
@@ -225,7 +251,10 @@ def test_default_prior_keeps_a_weight_average_and_older_runs_resume_without_one(
 def test_demo_on_colour_images_says_there_is_no_score(tmp_path):
     images = onp.random.default_rng(0).random((40, 16, 16, 3)).astype(onp.float32)
     onp.save(tmp_path / "colour.npy", images)
+    lines = []
     summary = demo(str(tmp_path / "demo"), quick=True, data=str(tmp_path / "colour.npy"),
-                   progress=False, log=lambda line: None)
+                   progress=False, log=lines.append)
     assert summary["score"] is None and "16x16x3" in summary["score_line"]
+    assert list(summary["scores"].values()) == [None] * 5
+    assert sum("score: none" in line and "16x16x3" in line for line in lines) == 1   # said once
     assert not (tmp_path / "demo" / "samples" / "score_T1.npy").exists()
