@@ -112,7 +112,7 @@ def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000
     score, score_text = scored[-1]
 
     # The comparison figure shows n_samples of each set with its score under the title (the
-    # prior's panel: the samples drawn above; its score: the score_samples extra grids').
+    # prior's panel: the samples drawn above; its score: the score_samples extra grids).
     def spread(images):
         """n_samples of images, evenly spaced, not the first: the real test digits come sorted by class."""
         count = min(steps["n_samples"], len(images))
