@@ -55,7 +55,6 @@ def conv_transpose2d(y, w, stride=1, padding=0, output_padding=0):
     return BACKENDS[_current["name"]].conv_transpose2d(y, w, stride, padding, output_padding)
 
 
-
 def inference():
     """A context for forward passes without gradients: the fast backend's forward-pass settings
     (fast_forward.inference), nothing on the plain backend."""

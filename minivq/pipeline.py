@@ -453,13 +453,16 @@ def score_line(run_dir, images):
     return score_lines(run_dir, [images])[0]
 
 
+def _spread(x, n):
+    """n images of x evenly spaced over it, not the first n: a set sorted by class would show one class."""
+    return x[onp.linspace(0, len(x) - 1, min(n, len(x))).round().astype(int)]
+
+
 def real_sets(run_dir, n):
     """[('real test digits', x), ('VQ-VAE reconstructions', x_hat)]: n test images (N, H, W, C),
     evenly spread over the test set, and their reconstructions by the run's best VQ-VAE."""
     vqvae = load_vqvae(run_dir)
-    x_test = _training_data(vqvae, run_dir, download=False).x_test
-    # evenly spaced, not the first n: a test set sorted by class would show one class only
-    x = x_test[onp.linspace(0, len(x_test) - 1, min(n, len(x_test))).round().astype(int)]
+    x = _spread(_training_data(vqvae, run_dir, download=False).x_test, n)
     indices, _ = vqvae.model.encode(vqvae.params, x)                  # (n, h, w)
     return [("real test digits", onp.asarray(x, onp.float64)),
             ("VQ-VAE reconstructions", decode(vqvae.model, vqvae.params, indices))]
@@ -498,9 +501,7 @@ def reconstruct(run_dir, n=16, kind="grid", download=False):
     if int(n) != n or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     vqvae = load_vqvae(run_dir, kind)
-    x_test = _training_data(vqvae, run_dir, download).x_test
-    # evenly spaced, not the first n: a test set sorted by class would show one class only
-    x = x_test[onp.linspace(0, len(x_test) - 1, min(n, len(x_test))).round().astype(int)]
+    x = _spread(_training_data(vqvae, run_dir, download).x_test, n)
     recon = onp.clip(vqvae.model.decode(vqvae.params, vqvae.model.encode(vqvae.params, x)[1]), 0.0, 1.0)
     name = "reconstructions.png" if kind == "grid" else "flat_reconstructions.png"
     return str(reconstructions(x, recon, os.path.join(run_dir, "figures", name), n=n))
