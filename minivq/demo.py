@@ -12,8 +12,8 @@ import numpy as onp
 
 from .classifier import IMAGE_SHAPE
 from .metrics import short_score
-from .pipeline import (VQVAE_MODEL, baseline_sets, decode, encode, real_sets, reconstruct, sample,
-                       score_lines, train_prior, train_vqvae)
+from .pipeline import (VQVAE_MODEL, baseline_sets, data_lines_once, decode, encode, real_sets,
+                       reconstruct, sample, score_lines, train_prior, train_vqvae)
 from .plots import image_grid, sample_comparison
 from .run_dir import load_vqvae
 
@@ -35,6 +35,7 @@ DEMO_AUGMENT = dict(augment=4, max_shift=2)
 SCORE_SAMPLES = 256   # grids drawn at T = 1 for the sample score (the size its conventions assume)
 
 
+@data_lines_once()                 # the five steps read one data set: say it once
 def demo(out_dir="runs/demo", vqvae_steps=2000, flat_steps=300, prior_steps=1000, batch_size=128,
          prior_batch_size=32, eval_every=250, prior_eval_every=100, n_samples=64, seed=0,
          quick=False, resume=False, progress=True, log=print, data="mnist-embedded", download=False,

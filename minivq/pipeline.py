@@ -7,6 +7,7 @@ results there, so that `sample(RUN)` works days later from a fresh process. conf
 holds the model config, the data spec and the training settings; the checkpoints and
 history.json are those of `train.train`.
 """
+import contextlib
 import math
 import os
 import time
@@ -134,7 +135,7 @@ def train_vqvae(run_dir, data=None, steps=None, batch_size=None, lr=None, eval_e
     previous = read_json(previous_path, "run config") if resume and os.path.isfile(previous_path) else {}
     spec = data or previous.get("data", "mnist-embedded")
     dataset = load_dataset(spec, download=download)
-    print(f"data: {describe(dataset)}")       # every step that reads data says what it read
+    _say_data(dataset)
     if spec not in SPECS:
         spec = os.path.abspath(spec)           # a file or folder: found again from any cwd
     if preset is not None:
@@ -172,11 +173,35 @@ def train_vqvae(run_dir, data=None, steps=None, batch_size=None, lr=None, eval_e
                 checkpoint=trained_path(run_dir, MODEL_DIRS[kind], "VQ-VAE", ""), figures=[str(curves)])
 
 
+_SAID = None   # inside data_lines_once(): the data lines printed so far
+
+
+@contextlib.contextmanager
+def data_lines_once():
+    """Within this block each 'data: ...' line is printed once: the demo's five steps read
+    the same images and say so once (a CLI command, one step, always says it)."""
+    global _SAID
+    outer, _SAID = _SAID, set()
+    try:
+        yield
+    finally:
+        _SAID = outer
+
+
+def _say_data(dataset):
+    """Print what a step read: 'data: <describe(dataset)>' (once per block of data_lines_once)."""
+    line = f"data: {describe(dataset)}"
+    if _SAID is None or line not in _SAID:
+        print(line)
+    if _SAID is not None:
+        _SAID.add(line)
+
+
 def _training_data(vqvae, run_dir, download):
     """The Dataset a trained VQ-VAE was trained on; ValueError if its images changed since."""
     record = run_config(vqvae)
     dataset = load_dataset(record["data"], download=download)
-    print(f"data: {describe(dataset)}")
+    _say_data(dataset)
     check_same_data(record.get("data_sha256"), dataset, record["data"],
                     os.path.dirname(vqvae.path), run_dir)
     return dataset

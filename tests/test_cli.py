@@ -285,3 +285,11 @@ def test_python_m_minivq_help():
     assert result.returncode == 0, result.stderr
     for command in ("train-vqvae", "encode", "train-prior", "sample", "reconstruct", "demo"):
         assert command in result.stdout
+
+
+def test_the_demo_says_once_what_data_it_read_and_each_command_says_it(tmp_path, capsys):
+    ok("demo", "--quick", "--out", tmp_path / "demo", "--no-progress")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("data: ")]
+    assert len(lines) == 1 and "mnist" in lines[0].lower(), lines   # five steps read it, one line
+    ok("encode", "--run", tmp_path / "demo", "--no-progress")
+    assert capsys.readouterr().out.splitlines().count(lines[0]) == 1    # a command on its own says it
