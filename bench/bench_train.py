@@ -53,6 +53,10 @@ DECODER_CONVS = [(3, CODE_DIM, 64, 49)] + 2 * RES_BLOCK + [(4, 64, 32, 49), (4, 
 # The masked convs are counted dense: both frameworks multiply the zeros too.
 PRIOR_CONVS = [(7, 64, 64, 49)] + 6 * [(3, 64, 64, 49)] + [(1, 64, 64, 49), (1, 64, NUM_CODES, 49)]
 DISTANCES_MACS = 49 * NUM_CODES * CODE_DIM     # z @ codebook^T of the quantizer, per image
+# The prior's convs as minivq runs them: each masked kernel cropped to the rows and columns
+# its mask shows (pixelcnn._mask_crop): 7x7 mask A -> 4x7 = 28 taps, 3x3 mask B -> 2x3 = 6.
+# (taps, C_in, C_out, pixels); the GEMM floor of the prior rows counts these.
+PRIOR_GEMMS = [(28, 64, 64, 49)] + 6 * [(6, 64, 64, 49)] + [(1, 64, 64, 49), (1, 64, NUM_CODES, 49)]
 
 
 def macs(convs):
@@ -131,6 +135,44 @@ def minivq_sample_and_decode(model, vq_params, prior_params, rng):
 def minivq_encode(model, params, images):
     from minivq.codes import encode_dataset
     return encode_dataset(lambda x: model.encode(params, x), images, ENCODE_BATCH)
+
+
+def as_taps(convs):
+    """(kernel, C_in, C_out, pixels) -> (taps = kernel^2, C_in, C_out, pixels)."""
+    return [(k * k, c_in, c_out, pixels) for k, c_in, c_out, pixels in convs]
+
+
+def gemm_floor(layers, batch, backward, calls=1):
+    """A runner doing only the matmuls of im2col convolution for `layers` (taps, C_in, C_out,
+    pixels), on operands made once: per layer the forward cols @ W, (B*pixels, taps*C_in) @
+    (taps*C_in, C_out), and with backward the weight grad cols^T @ g and the input grad g @ W^T
+    (not for the first layer, which reads the data); `calls` times (batches of an epoch).
+
+    No gather, padding, bias, activation, Adam or Python around it: the time im2col
+    convolution with numpy's BLAS cannot go below (the 'GEMMs' line under the table).
+    """
+    rng = onp.random.default_rng(0)
+    largest = max(batch * pixels * max(taps * c_in, c_out) for taps, c_in, c_out, pixels in layers)
+    buffers = [rng.standard_normal(largest, dtype=onp.float32) for _ in range(2)]
+    operands, flops = [], 0
+    for number, (taps, c_in, c_out, pixels) in enumerate(layers):
+        rows, depth = batch * pixels, taps * c_in
+        cols = buffers[0][:rows * depth].reshape(rows, depth)
+        g = buffers[1][:rows * c_out].reshape(rows, c_out)
+        w = rng.standard_normal((depth, c_out), dtype=onp.float32)
+        operands.append((cols, w, g, backward and number > 0))
+        flops += 2 * rows * depth * c_out * (1 + backward + (backward and number > 0)) * calls
+
+    def run():
+        for _ in range(calls):
+            for cols, w, g, input_grad in operands:
+                cols @ w                                     # forward
+                if backward:
+                    cols.T @ g                               # weight grad
+                if input_grad:
+                    g @ w.T                                  # input grad (col2im form)
+    run.gflop = flops / 1e9                                  # the multiply-adds above, x 2
+    return run
 
 
 # -------------------------------------------------------------------------- torch side
@@ -267,6 +309,8 @@ def bench_train_steps(kind, args, torch, ref, images):
         next_minivq = cycling(data)
         minivq_step = minivq_train_step(loss_fn, params)
         runners = {"minivq": lambda: minivq_step(next_minivq())}
+        layers = as_taps(ENCODER_CONVS + DECODER_CONVS) if kind == "vqvae" else PRIOR_GEMMS
+        runners["gemms"] = gemm_floor(layers, batch, backward=True)
         next_plain, plain_step = cycling(data), minivq_train_step(loss_fn, params)
         runners["plain"] = lambda: plain_on(plain_step, next_plain())   # the plain backend, same model
         if torch is not None:
@@ -309,7 +353,9 @@ def bench_encode(args, torch, ref, images):
     rng = onp.random.default_rng(0)
     model, params = minivq_vqvae(rng)
     runners = {"minivq": lambda: minivq_encode(model, params, images),
-               "plain": lambda: plain_on(lambda x: minivq_encode(model, params, x), images)}
+               "plain": lambda: plain_on(lambda x: minivq_encode(model, params, x), images),
+               "gemms": gemm_floor(as_taps(ENCODER_CONVS), ENCODE_BATCH, backward=False,
+                                   calls=ENCODE_IMAGES // ENCODE_BATCH)}
     if torch is not None:
         torch_model = torch_vqvae_like(torch, ref, params)
         torch_images = nchw(torch, images)
@@ -476,6 +522,14 @@ def format_table(rows, peak_gflops):
     for name, values, unit in plain_rows:
         lines.append(f"{name:<22} {values['plain'] * scale[unit]:>7.{digits[unit]}f} {unit} on the plain backend, "
                      f"plain/fast {values['plain'] / values['minivq']:.2f}")
+    for name, values, _, unit in rows:
+        if "gemms" in values and "torch" in values:
+            lines.append(f"{name:<22} {values['gemms'] * scale[unit]:>7.{digits[unit]}f} {unit} the conv GEMMs alone, "
+                         f"{values['gemms'] / values['torch']:.2f}x torch (floor), "
+                         f"{values['gemms'] / values['minivq']:.0%} of minivq's time")
+    if any("gemms" in values for _, values, _, _ in rows):
+        lines.append("GEMMs alone: the matmuls of im2col convolution on ready operands (bench_train.gemm_floor), "
+                     "timed interleaved: no im2col convolution with numpy's BLAS goes below it")
     if plain_rows:
         lines.append("plain backend: minivq/conv.py instead of minivq/fast_conv.py (minivq.use_backend('plain')), "
                      "timed interleaved with the columns above")

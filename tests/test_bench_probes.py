@@ -29,3 +29,32 @@ def test_winograd_kernel_transform_is_lavin_gray():
     u = winograd_probe.kernel_transform(onp.ones((3, 3, 1, 1)))
     row_sums = onp.array([1.0, 1.5, 0.5, 1.0])
     onp.testing.assert_allclose(u.reshape(4, 4), onp.outer(row_sums, row_sums), rtol=1e-15)
+
+
+_BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench" / "bench_train.py"
+_spec = importlib.util.spec_from_file_location("bench_train", _BENCH)
+bench_train = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_train)
+
+
+def test_gemm_floor_does_the_work_the_table_counts():
+    # The 'GEMMs alone' floor must do exactly the multiplies of the rows it is a floor for:
+    # a VQ-VAE step (less the quantizer's distances) and encoding (forward only, 10k images).
+    step = bench_train.gemm_floor(bench_train.as_taps(bench_train.ENCODER_CONVS + bench_train.DECODER_CONVS),
+                                  2, backward=True)
+    distances = 2 * 2 * bench_train.DISTANCES_MACS / 1e9             # batch 2, forward only
+    assert step.gflop == pytest.approx(bench_train.vqvae_step_gflop(2) - distances, rel=1e-12)
+    encode = bench_train.gemm_floor(bench_train.as_taps(bench_train.ENCODER_CONVS), 5, backward=False, calls=3)
+    assert encode.gflop == pytest.approx(bench_train.encode_gflop(15) - 15 * 2 * bench_train.DISTANCES_MACS / 1e9)
+    encode()                                                           # and it runs
+
+
+def test_prior_gemm_taps_are_the_masks_cropped_kernels():
+    # PRIOR_GEMMS counts what minivq multiplies: each masked kernel cropped to the rows and
+    # columns its mask shows, as pixelcnn._mask_crop computes for the prior's own convs.
+    from minivq.pixelcnn import _mask_crop, causal_mask, same_padding
+    taps = []
+    for kernel, mask_type in [(7, "A")] + 6 * [(3, "B")]:
+        rows, cols, _ = _mask_crop(causal_mask(kernel, mask_type), kernel, same_padding(kernel))
+        taps.append((rows.stop - rows.start) * (cols.stop - cols.start))
+    assert [layer[0] for layer in bench_train.PRIOR_GEMMS[:7]] == taps == [28] + 6 * [6]
