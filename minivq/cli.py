@@ -5,7 +5,7 @@
     minivq train-prior --run runs/mine          # code grids -> PixelCNN prior (RUN/prior)
     minivq sample --run runs/mine -n 64         # prior -> RUN/samples/*.png, *.npy
     minivq reconstruct --run runs/mine          # RUN/figures/reconstructions.png
-    minivq demo                                 # all of it on the embedded MNIST, ~10 min
+    minivq demo                                 # all of it on the embedded MNIST, ~5 min
     minivq demo --data my_images/ --preset course32   # all of it on your own 32x32 images
 
 Also `python -m minivq ...`. Every command prints a one-line summary at the end. Errors
@@ -14,6 +14,7 @@ from the library (bad data, missing runs, corrupted checkpoints) end the program
 """
 import argparse
 import errno
+import inspect
 import sys
 import time
 
@@ -349,7 +350,7 @@ def build_parser():
                    help="use the flat VQ-VAE (RUN/flat_vqvae; figure flat_reconstructions.png)")
     p.set_defaults(handler=_reconstruct)
 
-    p = commands.add_parser("demo", help="the whole pipeline on MNIST or --data (~10 min)",
+    p = commands.add_parser("demo", help="the whole pipeline on MNIST or --data (~5 min)",
                             description="The whole pipeline on the embedded "
                             "MNIST digits (or on --data): trains the grid VQ-VAE and a small flat one, encodes, "
                             "trains the PixelCNN prior, samples, and writes every figure to "
@@ -364,14 +365,16 @@ def build_parser():
                    help="download mnist / fashion-mnist / cifar10 if not cached (the only network access)")
     _preset(p)
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo in RUN")
-    for flag, default, what in (("--vqvae-steps", 2000, "VQ-VAE training steps"),
-                                ("--flat-steps", 300, "flat VQ-VAE training steps"),
-                                ("--prior-steps", 1000, "prior training steps"),
-                                ("--batch-size", 128, "VQ-VAE batch size"),
-                                ("--prior-batch-size", 32, "prior batch size"),
-                                ("--eval-every", 250, "VQ-VAE evaluation interval"),
-                                ("--prior-eval-every", 100, "prior evaluation interval"),
-                                ("--n-samples", 64, "samples to draw")):
+    defaults = {name: parameter.default for name, parameter in inspect.signature(demo).parameters.items()}
+    for flag, what in (("--vqvae-steps", "VQ-VAE training steps"),
+                       ("--flat-steps", "flat VQ-VAE training steps"),
+                       ("--prior-steps", "prior training steps"),
+                       ("--batch-size", "VQ-VAE batch size"),
+                       ("--prior-batch-size", "prior batch size"),
+                       ("--eval-every", "VQ-VAE evaluation interval"),
+                       ("--prior-eval-every", "prior evaluation interval"),
+                       ("--n-samples", "samples to draw")):
+        default = defaults[flag[2:].replace("-", "_")]                 # demo()'s own default
         p.add_argument(flag, type=positive_int, default=default, help=f"{what} (default: {default})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--conditional", action="store_true",
