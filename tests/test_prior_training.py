@@ -180,7 +180,8 @@ def test_pipeline_augment_ema_and_cosine_prior(tmp_path):
     history = json.loads(str(ckpt["extra"]["history"]))
     assert history["settings"]["ema_decay"] == 0.9
     assert history["settings"]["schedule"]["kind"] == "warmup_cosine"
-    assert [r["lr"] for r in history["train"]] == [warmup_cosine(1e-3, 4, 1)(t) for t in range(4)]
+    lr = pipeline.PRIOR_TRAINING["lr"]                                 # the default peak
+    assert [r["lr"] for r in history["train"]] == [warmup_cosine(lr, 4, 1)(t) for t in range(4)]
     path = pipeline.sample(run, n=10, progress=False)
     assert onp.load(path[:-4] + ".npy").shape[0] == 10
     pipeline.encode(run, progress=False)                 # without augment the shifted codes go
