@@ -34,6 +34,8 @@ VARIANTS = {
     "combo_nogate": dict(BEFORE, dropout=0.1, ema_decay=0.995, schedule="cosine", warmup=50, augment=True),
     "b64_lr2": FASTER,
     "b64_lr2_augment": dict(FASTER, augment=True),    # the demo's prior
+    "b64_lr2_augment_codes": dict(FASTER, augment=True, input_mode="codes"),
+    "b64_lr2_augment_dropout": dict(FASTER, augment=True, dropout=0.1),
     "gated_dropout_augment": dict(AVERAGED, gated=True, dropout=0.1, augment=True),
     "wide_dropout_augment": dict(AVERAGED, channels=128, dropout=0.2, augment=True),
     "conditional_augment": dict(AVERAGED, gated=True, conditional=True, dropout=0.1, augment=True),
