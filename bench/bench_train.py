@@ -446,14 +446,14 @@ def bench_busy(args, images, batch=128):
     try:
         time.sleep(0.5)                                  # the neighbour is up and spinning
         chosen, reason = threads.choose_threads(env={})
-        counts = {"1 thread": 1, "2 threads": 2}
-        # A default equal to 1 or 2 is that row's setting, so it gets that row's time: timed as a
-        # third runner of the same setting it came out 1.14x of it in two runs (15 repeats).
-        if chosen not in counts.values():
+        names = {1: "1 thread", 2: "2 threads"}
+        counts = {name: n for n, name in names.items()}
+        # A default of 1 or 2 is that row's setting, so it gets that row's time: timed as a third
+        # runner of the same setting it came out 1.14x of it in two runs (5 and 15 repeats).
+        if chosen not in names:
             counts[f"default ({chosen})"] = chosen
         medians = time_interleaved({name: with_threads(n) for name, n in counts.items()},
                                    repeats, min(args.warmup, 1), args.pause)
-        same = [name for name, n in counts.items() if n == chosen][0]
     finally:
         neighbour.kill()
         neighbour.wait()
@@ -463,8 +463,9 @@ def bench_busy(args, images, batch=128):
              f"{repeats}; the default chose {chosen} thread(s) from: {reason}"]
     lines += [f"  {name:<12} {seconds * 1e3:7.1f} ms  {seconds / best:.2f}x the better of 1 and 2 threads"
               for name, seconds in medians.items()]
-    if not same.startswith("default"):
-        lines.append(f"  default ({chosen}) = the '{same}' setting: {medians[same] / best:.2f}x the better of 1 and 2 threads")
+    if chosen in names:
+        lines.append(f"  default ({chosen}) = the '{names[chosen]}' setting: "
+                     f"{medians[names[chosen]] / best:.2f}x the better of 1 and 2 threads")
     lines.append("  target: the default within 1.10x of the better of 1 and 2 threads")
     return lines
 

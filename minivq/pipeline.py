@@ -193,10 +193,11 @@ def data_lines_once():
 def _say_data(dataset):
     """Print what a step read: 'data: <describe(dataset)>' (once per block of data_lines_once)."""
     line = f"data: {describe(dataset)}"
-    if _SAID is None or line not in _SAID:
-        print(line)
     if _SAID is not None:
+        if line in _SAID:
+            return
         _SAID.add(line)
+    print(line)
 
 
 def _training_data(vqvae, run_dir, download):
